@@ -1,0 +1,26 @@
+"""The program table: qmail's program names, the modules that implement them, setuid owners.
+
+Kernels receive `resolve` rather than importing programs, so `sim.kernel` depends on nothing
+here. Modules are imported on first use: a forked qmail-smtpd loads only what it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sim.kernel.effects import ProgramMain
+
+# name -> ("module:function", setuid account or None). qmail-queue is the only setuid one.
+PROGRAMS: dict[str, tuple[str, str | None]] = {}
+
+
+def register(name: str, target: str, setuid: str | None = None) -> None:
+    """Add a program (`"package.module:main"`) to the table; tests register tiny ones."""
+    PROGRAMS[name] = (target, setuid)
+
+
+def resolve(name: str) -> tuple[ProgramMain, str | None]:
+    """Returns (main, setuid account) for program `name`; KeyError if there is none."""
+    target, setuid = PROGRAMS[name]
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function or "main"), setuid

@@ -1,0 +1,11 @@
+"""Lossless bytes <-> str for addresses: qmail is 8-bit clean, so we decode as latin-1."""
+
+
+def b2s(data: bytes) -> str:
+    """Decode wire bytes to a str that maps each byte to one code point."""
+    return data.decode("latin-1")
+
+
+def s2b(text: str) -> bytes:
+    """Encode a str made by `b2s` back to the same bytes."""
+    return text.encode("latin-1")
