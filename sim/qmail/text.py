@@ -9,3 +9,11 @@ def b2s(data: bytes) -> str:
 def s2b(text: str) -> bytes:
     """Encode a str made by `b2s` back to the same bytes."""
     return text.encode("latin-1")
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def case_lower(text: str) -> str:
+    """Lowercase A-Z only, as qmail's case_lowerb and constmap do (`À` stays `À`)."""
+    return text.translate(_ASCII_LOWER)
