@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import select
@@ -38,6 +39,7 @@ from sim.qmail.constants import QMAIL_UIDS
 Resolver = Callable[[str], tuple[fx.ProgramMain, str | None]]
 """Maps a program name to (main, setuid account or None); raises KeyError if unknown."""
 
+TRACE_FD_MIN = 100
 _SIGNALS = {"TERM": signal.SIGTERM, "ALRM": signal.SIGALRM, "HUP": signal.SIGHUP}
 _SIGNAMES = {v: k for k, v in _SIGNALS.items()}
 
@@ -81,6 +83,11 @@ class RealKernel:
     ) -> None:
         self.resolve = resolve
         self.host = host
+        if trace_fd is not None and trace_fd < TRACE_FD_MIN:
+            # Programs own the low descriptors (qmail-send uses 0-6): keep the trace above them.
+            high = fcntl.fcntl(trace_fd, fcntl.F_DUPFD, TRACE_FD_MIN)
+            os.close(trace_fd)
+            trace_fd = high
         self.trace_fd = trace_fd
         self.exec_mode = exec_mode
         self.resolver_path = resolver_path
@@ -208,7 +215,7 @@ class RealKernel:
             "ppid": self.ppid,
             "resolver": self.resolver_path,
         }
-        for fd in range(3, 64):
+        for fd in [*range(3, 64)] + ([self.trace_fd] if self.trace_fd is not None else []):
             with contextlib.suppress(OSError):
                 os.set_inheritable(fd, True)
         env["QMAILSIM_KERNEL"] = json.dumps(boot)

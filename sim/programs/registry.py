@@ -11,7 +11,14 @@ import importlib
 from sim.kernel.effects import ProgramMain
 
 # name -> ("module:function", setuid account or None). qmail-queue is the only setuid one.
-PROGRAMS: dict[str, tuple[str, str | None]] = {}
+PROGRAMS: dict[str, tuple[str, str | None]] = {
+    "tcpserver": ("sim.programs.tcpserver:main", None),
+    "qmail-smtpd": ("sim.programs.qmail_smtpd:main", None),
+    "qmail-queue": ("sim.programs.qmail_queue:main", "qmailq"),
+    "qmail-inject": ("sim.programs.qmail_inject:main", None),
+    "sendmail": ("sim.programs.sendmail:main", None),
+    "qmail-start": ("sim.programs.qmail_start:main", None),
+}
 
 
 def register(name: str, target: str, setuid: str | None = None) -> None:

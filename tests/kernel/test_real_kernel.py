@@ -20,8 +20,9 @@ def traced(tmp_path: Path):
     path = tmp_path / "trace.jsonl"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     kernel = RealKernel(resolve, host="test.example", trace_fd=fd)
+    assert kernel.trace_fd >= 100  # moved above the descriptors programs use
     yield kernel, lambda: list(trace.read_events(path.read_text().splitlines()))
-    os.close(fd)
+    os.close(kernel.trace_fd)  # the kernel owns the descriptor it was given
 
 
 @pytest.mark.parametrize("exec_mode", [False, True], ids=["fork", "exec"])

@@ -1,0 +1,324 @@
+"""Starting, stopping and inspecting a live mini-MTA: the part a boot script plays for qmail.
+
+`start` forks a supervisor in its own session (so `stop` can reach every process of it),
+which starts the trace collector, then the long-running qmail programs on a `RealKernel`,
+each in its own OS process: tcpserver (which forks one qmail-smtpd per connection) and
+qmail-start (which wires up qmail-send and its helpers). The supervisor writes
+`run/mta.pid`; tcpserver's `-1` reports the port it listens on, so `start` returns only once
+the MTA accepts connections. Logs and the trace live under `log/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.kernel.real import RealKernel
+from sim.mta.collector import collect
+from sim.programs.registry import resolve
+from sim.qmail.errors import BadInput
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+
+
+class _Stop(Exception):
+    """TERM or INT reached the supervisor."""
+
+
+class MtaError(BadInput):
+    """Something the user should fix (wrong directory, already running, …): no traceback."""
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Where a qmail home keeps what the live MTA adds to qmail's layout."""
+
+    home: Path
+
+    @property
+    def run(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run / "mta.pid"
+
+    @property
+    def smtpfile(self) -> Path:
+        return self.run / "smtp"
+
+    @property
+    def trace(self) -> Path:
+        return self.log / "trace.jsonl"
+
+    @property
+    def sendlog(self) -> Path:
+        return self.log / "qmail-send.log"
+
+    @property
+    def errors(self) -> Path:
+        return self.log / "mta.log"
+
+    @property
+    def rules(self) -> Path:
+        return self.home / "etc" / "tcp.smtp"
+
+
+def running_pid(paths: Paths) -> int | None:
+    """The supervisor's pid if it is alive, else None (a stale pid file is ignored)."""
+    try:
+        pid = int(paths.pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    """True for a live process; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+def me_of(home: Path) -> str:
+    """The host name in control/me, which names the host in the trace."""
+    try:
+        return (home / "control" / "me").read_text().splitlines()[0].strip()
+    except (OSError, IndexError):
+        raise MtaError(f"{home} is not a qmail home: control/me is missing") from None
+
+
+def start(
+    home: Path,
+    smtp: tuple[str, int],
+    smtp_env: Mapping[str, str],
+    *,
+    exec_mode: bool = False,
+    foreground: bool = False,
+    programs: Sequence[str] = ("tcpserver", "qmail-start"),
+) -> tuple[int, int]:
+    """Start the MTA; returns (supervisor pid, SMTP port) once it accepts connections."""
+    paths = Paths(home.resolve())
+    host = me_of(paths.home)
+    if pid := running_pid(paths):
+        raise MtaError(f"already running (pid {pid}); stop it with: qmailsim mta stop {home}")
+    paths.run.mkdir(exist_ok=True)
+    paths.log.mkdir(exist_ok=True)
+    ready_r, ready_w = os.pipe()
+    if foreground:
+        os.close(ready_r)
+        _supervise(paths, host, smtp, dict(smtp_env), ready_w, exec_mode, programs)
+        return os.getpid(), smtp[1]
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        status = 111
+        try:
+            os.setsid()
+            if os.fork():  # the supervisor is a grandchild: no zombie, no controlling tty
+                os._exit(0)
+            status = _supervise(paths, host, smtp, dict(smtp_env), ready_w, exec_mode, programs)
+        finally:
+            os._exit(status)
+    os.close(ready_w)
+    os.waitpid(pid, 0)
+    port = _await_ready(ready_r, paths)
+    paths.smtpfile.write_text(f"{smtp[0]}:{port}\n")
+    return running_pid(paths) or 0, port
+
+
+def _await_ready(ready_r: int, paths: Paths) -> int:
+    """Read the port tcpserver prints once it listens; explain a failure from the MTA's log."""
+    deadline = time.monotonic() + START_TIMEOUT
+    line = b""
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([ready_r], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(ready_r, 64)
+        if not chunk:
+            break
+        line += chunk
+    os.close(ready_r)
+    try:
+        return int(line.strip())
+    except ValueError:
+        detail = paths.errors.read_text()[-2000:] if paths.errors.exists() else ""
+        raise MtaError(f"the MTA did not start listening; {paths.errors}:\n{detail}") from None
+
+
+def _supervise(
+    paths: Paths,
+    host: str,
+    smtp: tuple[str, int],
+    smtp_env: dict[str, str],
+    ready_w: int,
+    exec_mode: bool,
+    programs: Sequence[str],
+) -> int:
+    """Run in the supervisor process: collector, then the qmail programs; TERM stops them all."""
+    errors = os.open(paths.errors, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(errors, 2)
+    os.dup2(errors, 1)
+    os.close(devnull)
+    os.close(errors)
+    paths.pidfile.write_text(f"{os.getpid()} {os.getsid(0)}\n")
+    trace_r, trace_w = os.pipe()
+    collector = os.fork()
+    if collector == 0:
+        os.close(trace_w)
+        os.close(ready_w)
+        collect(trace_r, paths.trace, host)
+        os._exit(0)
+    os.close(trace_r)
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "QMAILHOME": str(paths.home),
+    }
+    if "PYTHONPATH" in os.environ:
+        base_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    children: dict[int, str] = {}
+    for prog in programs:
+        argv, env, user, stdout = _argv_for(prog, paths, smtp, smtp_env, base_env, ready_w)
+        pid = os.fork()
+        if pid == 0:
+            status = 111
+            try:
+                os.chdir(paths.home)
+                if stdout is not None:
+                    os.dup2(stdout, 1)
+                kernel = RealKernel(resolve, host=host, trace_fd=trace_w, exec_mode=exec_mode)
+                status = kernel.run(prog, argv, env, user=user)
+            except BaseException as exc:  # our bug: say so in the log, exit as qmail does
+                print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            finally:
+                os._exit(status & 0xFF)
+        children[pid] = prog
+    os.close(ready_w)
+    os.close(trace_w)
+    return _wait_for_term(children, collector, paths)
+
+
+def _argv_for(
+    prog: str,
+    paths: Paths,
+    smtp: tuple[str, int],
+    smtp_env: dict[str, str],
+    base_env: dict[str, str],
+    ready_w: int,
+) -> tuple[list[str], dict[str, str], str, int | None]:
+    """How the boot script runs each long-running program: argv, environment, account, fd 1."""
+    if prog == "tcpserver":
+        argv = ["-1", "-c", "40"]
+        if paths.rules.exists():
+            argv += ["-x", str(paths.rules)]
+        argv += ["-u", "qmaild", "-l", me_of(paths.home), smtp[0], str(smtp[1]), "qmail-smtpd"]
+        return argv, {**base_env, **smtp_env}, "root", ready_w
+    if prog == "qmail-start":
+        return ["./Maildir/", "splogger", "qmail"], dict(base_env), "root", None
+    raise MtaError(f"no way to start {prog}")
+
+
+def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> int:
+    """Wait until TERM (or every program has ended), then stop the programs and the collector."""
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Stop  # breaks out of waitpid, which Python would otherwise resume
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    try:
+        while children:
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(-1, 0)
+                if pid in children:
+                    code = os.waitstatus_to_exitcode(status)
+                    print(f"{children.pop(pid)} exited with status {code}", file=sys.stderr)
+    except _Stop:
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while children and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                time.sleep(0.05)
+            children.pop(pid, None)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(collector, 0)
+    with contextlib.suppress(OSError):
+        paths.pidfile.unlink()
+    return 0
+
+
+def stop(home: Path) -> bool:
+    """Stop the MTA; returns False if it was not running."""
+    paths = Paths(home.resolve())
+    pid = running_pid(paths)
+    if pid is None:
+        return False
+    sid = session_of(paths, pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT + 5
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sid, signal.SIGKILL)
+    _kill_session(sid)
+    return True
+
+
+def session_of(paths: Paths, pid: int) -> int:
+    """The MTA's session id, from the pid file (the supervisor's pid if not recorded)."""
+    try:
+        return int(paths.pidfile.read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return pid
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every live process in session `sid` (the supervisor and all it started), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def _kill_session(sid: int) -> None:
+    """Leftovers after the supervisor (an smtpd still in a session, a delivery): end them."""
+    for pid in session_pids(sid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

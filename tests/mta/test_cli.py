@@ -1,0 +1,88 @@
+"""`qmailsim mta …` as a user types it: the README's session, and clear errors for mistakes."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.mta.conftest import WAIT
+
+QMAILSIM = [sys.executable, "-m", "sim.cli"]
+
+
+def qmailsim(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    """Run the command line; every run has a timeout."""
+    result = subprocess.run(
+        [*QMAILSIM, *args], input=stdin, capture_output=True, timeout=WAIT * 2, check=False
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
+def test_readme_session_init_start_send_qstat_stop(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    init = qmailsim("mta", "init", str(home), "--me", "example.test", "--user", "alice")
+    assert init.returncode == 0, init.stderr
+    assert "control/rcpthosts: example.test" in init.stdout
+    start = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")
+    try:
+        assert start.returncode == 0, start.stderr
+        port = int(re.search(r"SMTP on 127\.0\.0\.1:(\d+)", start.stdout).group(1))
+        with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as smtp:
+            smtp.sendmail("bob@example.test", ["alice@example.test"], b"Subject: one\r\n\r\nx\r\n")
+        inject = qmailsim(
+            "mta", "inject", str(home), "-f", "bob@example.test", "alice@example.test",
+            stdin=b"Subject: two\n\nbody\n",
+        )  # fmt: skip
+        assert inject.returncode == 0, inject.stderr
+        status = qmailsim("mta", "status", str(home))
+        assert re.search(r"\d+\s+tcpserver\s+qmaild", status.stdout), status.stdout
+        qstat = qmailsim("mta", "qstat", str(home))
+        assert qstat.stdout.splitlines()[0] == "messages in queue: 2"
+        assert qstat.stdout.splitlines()[1] == "messages in queue but not yet preprocessed: 2"
+    finally:
+        stop = qmailsim("mta", "stop", str(home))
+    assert stop.returncode == 0 and "stopped" in stop.stdout
+    assert qmailsim("mta", "status", str(home)).returncode == 1
+
+
+def test_inject_fills_in_the_envelope_and_header(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    qmailsim("mta", "init", str(home), "--me", "example.test")
+    sent = qmailsim(
+        "mta", "sendmail", str(home), "-t", "-f", "bob@example.test",
+        stdin=b"To: alice@example.test\nBcc: secret@example.test\nSubject: s\n\nbody\n",
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    (todo,) = (home / "queue" / "todo").iterdir()
+    envelope = todo.read_bytes().split(b"\0")
+    assert envelope[2:5] == [b"Fbob@example.test", b"Talice@example.test", b"Tsecret@example.test"]
+    (mess,) = [p for p in (home / "queue" / "mess").rglob("*") if p.is_file()]
+    text = mess.read_bytes()
+    assert b"Bcc:" not in text and b"\nMessage-ID: <" in text and b"\nDate: " in text
+
+
+def test_mistakes_get_one_fatal_line_and_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "stuff").write_text("mine")
+    refused = qmailsim("mta", "init", str(tmp_path), "--me", "example.test")
+    assert refused.returncode == 100
+    assert refused.stderr == (
+        f"qmailsim: fatal: {tmp_path} is not empty and not a qmail home; refusing to touch it\n"
+    )
+    not_home = qmailsim("mta", "qstat", str(tmp_path))
+    assert not_home.returncode == 100 and "is not a qmail home" in not_home.stderr
+    home = tmp_path / "q"
+    qmailsim("mta", "init", str(home), "--me", "example.test")
+    (home / "control" / "rcpthosts").unlink()
+    open_relay = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")
+    assert open_relay.returncode == 100 and "--open-relay" in open_relay.stderr
+    outside = qmailsim("mta", "start", str(home), "--smtp", "10.0.0.1:25")
+    assert outside.returncode == 2 and "only loopback addresses" in outside.stderr
+    bad_name = qmailsim("mta", "init", str(tmp_path / "r"), "--me", "bad domain")
+    assert bad_name.returncode == 100 and "bad domain" in bad_name.stderr
+    for result in (refused, not_home, open_relay, outside, bad_name):
+        assert "Traceback" not in result.stderr
