@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the main job on the embedded default")
     demo.add_argument("--keep", metavar="DIR", type=Path, help="build the demo's home in DIR")
 
+    bench = commands.add_parser("bench", help="measure costs side by side (ratios)")
+    from sim import bench as bench_module
+
+    bench_module.add_arguments(bench)
+
     mta = commands.add_parser("mta", help="the live mini-MTA on loopback").add_subparsers(
         dest="mta", metavar="ACTION", required=True
     )
@@ -118,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         from sim.demo import demo
 
         return demo(getattr(args, "keep", None))
+    if args.command == "bench":
+        from sim import bench
+
+        return bench.run(args)
     from sim.mta import commands
 
     return commands.dispatch(args)
