@@ -85,7 +85,7 @@ class RealKernel:
         self.host = host
         if trace_fd is not None and trace_fd < TRACE_FD_MIN:
             # Programs own the low descriptors (qmail-send uses 0-6): keep the trace above them.
-            high = fcntl.fcntl(trace_fd, fcntl.F_DUPFD, TRACE_FD_MIN)
+            high = fcntl.fcntl(trace_fd, fcntl.F_DUPFD_CLOEXEC, TRACE_FD_MIN)
             os.close(trace_fd)
             trace_fd = high
         self.trace_fd = trace_fd

@@ -81,7 +81,8 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 def _control(home: Path, me: str, locals_: list[str], rcpthosts: list[str]) -> list[str]:
     control = home / "control"
-    control.mkdir(mode=0o755, exist_ok=True)
+    control.mkdir(exist_ok=True)
+    control.chmod(0o755)
     parts = me.split(".", 1)
     files = {
         "me": [me],
@@ -114,15 +115,19 @@ def _queue(home: Path) -> list[str]:
 
 
 def _maildir(path: Path) -> None:
+    """A Maildir and its home, with qmail's modes whatever the caller's umask."""
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        (path / sub).mkdir(parents=True, exist_ok=True)
+        (path / sub).chmod(0o700)
     path.chmod(0o700)
+    path.parent.chmod(0o755)  # a writable home would make qmail-local defer
 
 
 def _alias(home: Path) -> list[str]:
     alias = home / "alias"
-    alias.mkdir(mode=0o2755, exist_ok=True)
+    alias.mkdir(exist_ok=True)
     _maildir(alias / "Maildir")
+    alias.chmod(0o2755)
     for name in ALIASES:
         _write(alias / f".qmail-{name}", "./Maildir/\n", 0o644)
     return [f"alias/: .qmail-{', .qmail-'.join(ALIASES)} -> alias/Maildir/"]
