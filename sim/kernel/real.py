@@ -96,6 +96,7 @@ class RealKernel:
         self.pid = os.getpid()
         self.ppid = os.getppid()
         self.pending_signals: list[str] = []
+        self.env: dict[str, str] = dict(os.environ)  # the running program's environment
         self._wakeup: tuple[int, int] | None = None
         self.handlers: dict[type[fx.Effect], Callable[[Any], Any]] = {
             cls: getattr(self, "_" + cls.__name__.lower()) for cls in fx.ALL_EFFECTS
@@ -111,7 +112,8 @@ class RealKernel:
         if setuid:
             self._become(setuid, None, real=False)
         self.ident.prog = prog
-        return self._drive(main([prog, *argv], dict(env)))
+        self.env = dict(env)
+        return self._drive(main([prog, *argv], dict(env))) & 0xFF
 
     def _drive(self, gen: fx.Program) -> int:
         value: Any = None
@@ -120,7 +122,9 @@ class RealKernel:
             try:
                 effect = gen.send(value) if error is None else gen.throw(error)
             except StopIteration as stop:
-                return stop.value if isinstance(stop.value, int) else 0
+                status = stop.value if isinstance(stop.value, int) else 0
+                self.record(fx.Exit(status & 0xFF), None, None)
+                return status
             value, error = None, None
             try:
                 handler = self.handlers[type(effect)]
@@ -186,6 +190,7 @@ class RealKernel:
         """Our bug in a child: note it in the trace, then die by a signal, as a C crash would."""
         text = traceback.format_exc()
         self.record(fx.Note("crash", {"traceback": text[-1500:]}), None, None)
+        self.record(fx.Exit(-signal.SIGKILL), None, None)
         sys.stderr.write(text)
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -194,13 +199,17 @@ class RealKernel:
             main, setuid = self.resolve(e.prog)
         except KeyError:
             raise _errno_error(errno.ENOENT, e.prog) from None
-        env = dict(e.env if e.env is not None else os.environ)
+        env = dict(e.env if e.env is not None else self.env)
         self.record(e, None, None)
         if self.exec_mode:
             self._execve(e, env, setuid)
         if setuid:
             self._become(setuid, None, real=False)
         self.ident.prog = e.prog
+        self.env = env
+        for signum in _SIGNALS.values():  # exec resets caught signals, as POSIX does
+            signal.signal(signum, signal.SIG_DFL)
+        self.pending_signals = []
         raise _ExecNow(main([e.prog, *e.argv], env))
 
     def _execve(self, e: fx.Exec, env: dict[str, str], setuid: str | None) -> None:
@@ -237,6 +246,8 @@ class RealKernel:
         return pid, (-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
     def _kill(self, e: fx.Kill) -> None:
+        if e.pid <= 0 or e.sig not in (*_SIGNALS, "KILL"):
+            raise _errno_error(errno.EINVAL, f"kill {e.pid} {e.sig}")
         os.kill(e.pid, getattr(signal, "SIG" + e.sig))
 
     def _getpid(self, e: fx.Getpid) -> int:
@@ -253,6 +264,8 @@ class RealKernel:
             self._wakeup = os.pipe()
             for fd in self._wakeup:
                 os.set_blocking(fd, False)
+        if any(name not in _SIGNALS for name in e.signals):
+            raise _errno_error(errno.EINVAL, f"cannot catch {e.signals}")
         for name in e.signals:
             signal.signal(_SIGNALS[name], self._on_signal)
 
@@ -266,6 +279,8 @@ class RealKernel:
         return time.time()
 
     def _sleep(self, e: fx.Sleep) -> None:
+        if e.seconds < 0:
+            raise _errno_error(errno.EINVAL, f"sleep {e.seconds}")
         time.sleep(e.seconds)
 
     # -- descriptors -----------------------------------------------------------------
@@ -414,7 +429,10 @@ class RealKernel:
         return conn.detach(), (addr[0], addr[1])
 
     def _connect(self, e: fx.Connect) -> int:
-        sock = socket.create_connection((e.host, e.port), timeout=e.timeout)
+        try:
+            sock = socket.create_connection((e.host, e.port), timeout=e.timeout)
+        except TimeoutError:
+            raise _errno_error(errno.ETIMEDOUT, f"connect {e.host}:{e.port}") from None
         sock.settimeout(None)
         return sock.detach()
 
