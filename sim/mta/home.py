@@ -7,12 +7,16 @@ to `alias/Maildir/`, and for each user a home `home/NAME` with `Maildir/{tmp,new
 in `users/assign`. `etc/passwd` lists the same accounts for qmail-getpw, which here reads that
 file rather than the system's (the live MTA runs unprivileged). Owners cannot be set without
 root, so every file belongs to the invoking user; modes are qmail's.
+
+`layout` describes all of it as data, so the live MTA (`init_home`, on disk) and the model
+(an in-memory filesystem) build the very same home.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sim.qmail.constants import QMAIL_GIDS, QMAIL_UIDS
@@ -28,6 +32,17 @@ MARKERS = ("control/me", "queue/mess")  # what makes a directory a qmail home
 
 class HomeError(BadInput):
     """The directory cannot become a qmail home (not empty and not one already)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One thing of a qmail home: a directory, a FIFO or a file, relative to the home."""
+
+    path: str
+    kind: str  # "dir", "fifo" or "file"
+    mode: int
+    data: bytes = b""
+    replace: bool = True  # a file: rewrite it on a second init (False: keep what is there)
 
 
 def is_qmail_home(path: Path) -> bool:
@@ -47,6 +62,82 @@ def user_uid(index: int) -> int:
     return USER_UID_BASE + index
 
 
+def _lines(lines: Sequence[str]) -> bytes:
+    return "".join(line + "\n" for line in lines).encode("latin-1")
+
+
+def _maildir(home: str) -> list[Entry]:
+    """A home with a Maildir; the home is 755 whatever the umask (qmail-local refuses 777)."""
+    return [
+        Entry(home, "dir", 0o755),
+        Entry(f"{home}/Maildir", "dir", 0o700),
+        *(Entry(f"{home}/Maildir/{sub}", "dir", 0o700) for sub in ("tmp", "new", "cur")),
+    ]
+
+
+def layout(
+    root: str,
+    me: str,
+    locals_: Sequence[str] | None = None,
+    rcpthosts: Sequence[str] | None = None,
+    users: Sequence[str] = (),
+    existing: Sequence[AssignEntry] = (),
+) -> list[Entry]:
+    """Every entry of a qmail home rooted at `root` (an absolute path, for users/assign)."""
+    me = check_name("domain", me)
+    locals_ = [check_name("domain", d) for d in (locals_ or [me])]
+    rcpthosts = [check_name("domain", d) for d in (rcpthosts or locals_)]
+    parent = me.split(".", 1)[1] if "." in me else me
+    entries = [Entry("control", "dir", 0o755)]
+    for name, lines in (
+        ("me", [me]),
+        ("locals", locals_),
+        ("rcpthosts", rcpthosts),
+        ("defaultdomain", [parent]),
+        ("plusdomain", [parent]),
+    ):
+        entries.append(Entry(f"control/{name}", "file", 0o644, _lines(lines)))
+    for q in QUEUE_LAYOUT:
+        entries.append(Entry(q.path, q.kind, q.mode, b"\0" * q.size, replace=False))
+    entries += [Entry("alias", "dir", 0o2755), *_maildir("alias")[1:]]
+    entries += [Entry(f"alias/.qmail-{n}", "file", 0o644, b"./Maildir/\n") for n in ALIASES]
+    assign = list(existing)
+    known = [e.user for e in assign if not e.wildcard]
+    entries.append(Entry("home", "dir", 0o755))
+    for name in (check_name("user name", u.lower()) for u in users):
+        entries += _maildir(f"home/{name}")
+        if name in known:
+            continue
+        uid, home = user_uid(len(known)), f"{root}/home/{name}"
+        known.append(name)
+        assign.append(AssignEntry(False, name, name, uid, USER_GID, home, "", ""))
+        assign.append(AssignEntry(True, f"{name}-", name, uid, USER_GID, home, "-", ""))
+    alias_line = f"alias:x:{QMAIL_UIDS['alias']}:{QMAIL_GIDS['nofiles']}::{root}/alias:/bin/false"
+    passwd = [alias_line] + [
+        f"{e.user}:x:{e.uid}:{e.gid}::{e.home}:/bin/sh" for e in assign if not e.wildcard
+    ]
+    entries += [
+        Entry("users", "dir", 0o755),
+        Entry("users/assign", "file", 0o644, format_assign(assign).encode("latin-1")),
+        Entry("etc", "dir", 0o755),
+        Entry("etc/passwd", "file", 0o644, _lines(passwd)),
+    ]
+    return entries
+
+
+def summary(entries: Sequence[Entry]) -> list[str]:
+    """What `mta init` prints: the control files, the queue, aliases and users."""
+    files = {e.path: e.data.decode("latin-1") for e in entries if e.kind == "file"}
+    out = [
+        f"{path}: {', '.join(files[path].split())}" for path in files if path.startswith("control/")
+    ]
+    out.append(f"queue/: {len(QUEUE_LAYOUT)} entries in qmail's layout (split 23)")
+    out.append(f"alias/: .qmail-{', .qmail-'.join(ALIASES)} -> alias/Maildir/")
+    users = [e.user for e in parse_assign(files["users/assign"]) if not e.wildcard]
+    out.append(f"users/assign: {', '.join(users) if users else '(no users)'}; etc/passwd: alias")
+    return out
+
+
 def init_home(
     path: Path,
     me: str,
@@ -55,106 +146,22 @@ def init_home(
     users: Sequence[str] = (),
 ) -> list[str]:
     """Create (or update) the qmail home at `path`; returns what it did, one line each."""
-    me = check_name("domain", me)
-    locals_ = [check_name("domain", d) for d in (locals_ or [me])]
-    rcpthosts = [check_name("domain", d) for d in (rcpthosts or locals_)]
-    users = [check_name("user name", u.lower()) for u in users]
     if path.exists() and not path.is_dir():
         raise HomeError(f"{path} exists and is not a directory")
     if path.exists() and any(path.iterdir()) and not is_qmail_home(path):
         raise HomeError(f"{path} is not empty and not a qmail home; refusing to touch it")
-    done = []
+    assign = path / "users" / "assign"
+    existing = parse_assign(assign.read_text(encoding="latin-1")) if assign.exists() else ()
+    entries = layout(str(path.resolve()), me, locals_, rcpthosts, users, existing)
     path.mkdir(parents=True, exist_ok=True)
-    home = path.resolve()
-    done += _control(home, me, locals_, rcpthosts)
-    done += _queue(home)
-    done += _alias(home)
-    done += _users(home, users)
-    return done
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="latin-1")
-    path.chmod(mode)
-
-
-def _control(home: Path, me: str, locals_: list[str], rcpthosts: list[str]) -> list[str]:
-    control = home / "control"
-    control.mkdir(exist_ok=True)
-    control.chmod(0o755)
-    parts = me.split(".", 1)
-    files = {
-        "me": [me],
-        "locals": locals_,
-        "rcpthosts": rcpthosts,
-        "defaultdomain": [parts[1] if len(parts) > 1 else me],
-        "plusdomain": [parts[1] if len(parts) > 1 else me],
-    }
-    for name, lines in files.items():
-        _write(control / name, "".join(line + "\n" for line in lines))
-    return [f"control/{name}: {', '.join(lines)}" for name, lines in files.items()]
-
-
-def _queue(home: Path) -> list[str]:
-    made = 0
-    for entry in QUEUE_LAYOUT:
-        target = home / entry.path
+    for entry in entries:
+        target = path / entry.path
         if entry.kind == "dir":
             target.mkdir(exist_ok=True)
         elif entry.kind == "fifo":
             if not target.exists():
                 os.mkfifo(target)
-        elif not target.exists():
-            target.write_bytes(b"\0" * entry.size)
-        else:
-            continue
+        elif entry.replace or not target.exists():
+            target.write_bytes(entry.data)
         target.chmod(entry.mode)
-        made += 1
-    return [f"queue/: {len(QUEUE_LAYOUT)} entries in qmail's layout (split 23)"]
-
-
-def _maildir(path: Path) -> None:
-    """A Maildir and its home, with qmail's modes whatever the caller's umask."""
-    for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
-        (path / sub).chmod(0o700)
-    path.chmod(0o700)
-    path.parent.chmod(0o755)  # a writable home would make qmail-local defer
-
-
-def _alias(home: Path) -> list[str]:
-    alias = home / "alias"
-    alias.mkdir(exist_ok=True)
-    _maildir(alias / "Maildir")
-    alias.chmod(0o2755)
-    for name in ALIASES:
-        _write(alias / f".qmail-{name}", "./Maildir/\n", 0o644)
-    return [f"alias/: .qmail-{', .qmail-'.join(ALIASES)} -> alias/Maildir/"]
-
-
-def _users(home: Path, users: list[str]) -> list[str]:
-    assign_file, passwd_file = home / "users" / "assign", home / "etc" / "passwd"
-    entries = _existing_assign(assign_file)
-    known = {e.user for e in entries}
-    for name in users:
-        if name in known:
-            continue
-        uid, user_home = user_uid(len(known)), str(home / "home" / name)
-        known.add(name)
-        _maildir(Path(user_home) / "Maildir")
-        entries.append(AssignEntry(False, name, name, uid, USER_GID, user_home, "", ""))
-        entries.append(AssignEntry(True, f"{name}-", name, uid, USER_GID, user_home, "-", ""))
-    _write(assign_file, format_assign(entries))
-    alias_home = home / "alias"
-    passwd = [f"alias:x:{QMAIL_UIDS['alias']}:{QMAIL_GIDS['nofiles']}::{alias_home}:/bin/false"]
-    passwd += [f"{e.user}:x:{e.uid}:{e.gid}::{e.home}:/bin/sh" for e in entries if not e.wildcard]
-    _write(passwd_file, "".join(line + "\n" for line in passwd))
-    names = sorted(known)
-    return [f"users/assign: {', '.join(names) if names else '(no users)'}; etc/passwd: alias"]
-
-
-def _existing_assign(path: Path) -> list[AssignEntry]:
-    if not path.exists():
-        return []
-    return list(parse_assign(path.read_text(encoding="latin-1")))
+    return summary(entries)
