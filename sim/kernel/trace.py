@@ -65,6 +65,7 @@ def _plain(value: Any) -> Any:
 
 # Event fields every event has; a call's argument of the same name is renamed.
 RESERVED = ("t", "host", "pid", "ppid", "uid", "prog")
+NOTE_RESERVED = frozenset({*RESERVED, "kind", "why", "msg"})  # a Note's own
 _RENAME = {"prog": "program", "pid": "target", "uid": "to_uid", "user": "to_user"}
 
 
@@ -79,7 +80,7 @@ def call_fields(effect: fx.Effect, result: Any = None, error: OSError | None = N
     if isinstance(effect, fx.Note):
         fields["kind"] = effect.kind
         fields.update(
-            {k + "_" if k in RESERVED else k: _plain(v) for k, v in effect.fields.items()}
+            {k + "_" if k in NOTE_RESERVED else k: _plain(v) for k, v in effect.fields.items()}
         )
         if effect.why:
             fields["why"] = effect.why

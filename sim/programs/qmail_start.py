@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sim.kernel import effects as fx
+from sim.programs.common import close_quietly
 
 DEFAULT_DELIVERY = "./Mailbox"
 
@@ -50,6 +51,7 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
         for name, user, read_i, write_i in CHILDREN:
             args = (delivery,) if name == "qmail-lspawn" else ()
             yield fx.Fork(_helper(name, user, args, pipes, read_i, write_i, env), name)
+        yield fx.Dup2(1, 0)  # qmail-start.c's fd_copy(0,1): qmail-send logs on fd 0
         for fd, index, end in SEND_FDS:
             yield fx.Dup2(pipes[index][end], fd)
         for pair in pipes:
@@ -102,6 +104,8 @@ def _helper(
             for fd in pair:
                 if fd > 1:
                     yield fx.Close(fd)
+        for fd in range(2, 7):  # the helpers run with only fds 0 and 1, as in qmail
+            yield from close_quietly(fd)
         if user != "root":
             yield fx.Setuid(user)
         try:

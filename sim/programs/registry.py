@@ -18,6 +18,16 @@ PROGRAMS: dict[str, tuple[str, str | None]] = {
     "qmail-inject": ("sim.programs.qmail_inject:main", None),
     "sendmail": ("sim.programs.sendmail:main", None),
     "qmail-start": ("sim.programs.qmail_start:main", None),
+    "qmail-send": ("sim.programs.qmail_send:main", None),
+    "qmail-clean": ("sim.programs.qmail_clean:main", None),
+    "splogger": ("sim.programs.splogger:main", None),
+    "qmail-lspawn": ("sim.programs.qmail_lspawn:main", None),
+    "qmail-getpw": ("sim.programs.qmail_getpw:main", None),
+    "qmail-local": ("sim.programs.qmail_local:main", None),
+    "qmail-rspawn": ("sim.programs.qmail_rspawn:main", None),
+    "qmail-remote": ("sim.programs.qmail_remote:main", None),
+    "sh": ("sim.programs.sh:main", None),
+    "dnsip": ("sim.programs.dnsip:main", None),
 }
 
 

@@ -124,7 +124,8 @@ def tokenize(text: str) -> Tokens:
             raise TokenError(f"unbalanced {ch!r} in {text!r}")
         else:
             token, i = _atom(text, i)
-            tokens.append(token)
+            if token.text:  # a lone backslash at the very end quotes nothing
+                tokens.append(token)
     return tokens
 
 

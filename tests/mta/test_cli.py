@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.mta.conftest import WAIT
+from tests.mta.conftest import WAIT, wait_for
 
 QMAILSIM = [sys.executable, "-m", "sim.cli"]
 
@@ -41,9 +41,15 @@ def test_readme_session_init_start_send_qstat_stop(tmp_path: Path) -> None:
         assert inject.returncode == 0, inject.stderr
         status = qmailsim("mta", "status", str(home))
         assert re.search(r"\d+\s+tcpserver\s+qmaild", status.stdout), status.stdout
+        new = home / "home" / "alice" / "Maildir" / "new"
+        wait_for(lambda: len(list(new.iterdir())) == 2, "both messages in alice's Maildir")
+        subjects = sorted(p.read_bytes().split(b"Subject: ")[1][:3] for p in new.iterdir())
+        assert subjects == [b"one", b"two"]
         qstat = qmailsim("mta", "qstat", str(home))
-        assert qstat.stdout.splitlines()[0] == "messages in queue: 2"
-        assert qstat.stdout.splitlines()[1] == "messages in queue but not yet preprocessed: 2"
+        assert qstat.stdout.splitlines() == [
+            "messages in queue: 0",
+            "messages in queue but not yet preprocessed: 0",
+        ]
     finally:
         stop = qmailsim("mta", "stop", str(home))
     assert stop.returncode == 0 and "stopped" in stop.stdout

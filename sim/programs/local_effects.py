@@ -1,0 +1,228 @@
+"""qmail-local's four ways to deliver, as effects: Maildir, mbox, program, forward.
+
+Each function performs one `LocalDelivery` step and returns its `Outcome`; the decisions are
+in `sim.qmail` (`maildir_child` and `mailfile` yield their filesystem operations, which
+`perform` turns into effects one by one, so the order of create, write, fsync, link and unlink
+is qmail's by construction).
+
+Documented differences:
+* Maildir: there is no alarm effect, so the 24-hour delivery timer is not armed; the host part
+  of the file name is `control/me` (gethostname is not an effect).
+* mbox: there is no flock/lockf effect. The exclusive lock is a lock file `<mbox>.lock`
+  created with O_EXCL (the dot-locking of mail readers), retried every 0.1 s for at most
+  30 s (then "File has been locked for 30 seconds straight."); a lock file older than
+  `STALE_LOCK` seconds is taken to be left by a crash and removed. It is released right
+  after the mbox is closed. If the lock file cannot be made for another reason (no write
+  permission in the directory) qmail's rule applies: deliver without the lock.
+* Programs: `/bin/sh -c` is the registered program `sh` (`sim.programs.sh`), the one place
+  that leaves the effect world to exec a real shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+from collections.abc import Generator, Mapping
+from typing import Any
+
+from sim.kernel import effects as fx
+from sim.kernel.io import Call, write_all
+from sim.programs.common import close_quietly, qmail_close, qmail_open
+from sim.qmail import maildir as md
+from sim.qmail import mbox as mb
+from sim.qmail.dotqmail import program_outcome
+from sim.qmail.envelope import qq_status
+from sim.qmail.local import (
+    HeaderLines,
+    Outcome,
+    error_str,
+    forward_message,
+    forward_outcome,
+    report,
+)
+
+LOCK_RETRY = 0.1
+STALE_LOCK = 300  # seconds: a lock file this old was left by a crashed delivery
+
+
+class Files:
+    """Open descriptors by the path the operations name, and the lock files we hold."""
+
+    def __init__(self) -> None:
+        self.fds: dict[str, int] = {}
+        self.locks: set[str] = set()
+
+
+def run_ops(ops: Generator[Any, Any, Any], files: Files) -> Call:
+    """Drive an operation generator with effects; failures are thrown back into it."""
+    value: Any = None
+    error: OSError | None = None
+    while True:
+        try:
+            op = ops.throw(error) if error is not None else ops.send(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = (yield from perform(op, files)), None
+        except OSError as failure:
+            value, error = None, failure
+
+
+def perform(op: Any, files: Files) -> Call:
+    """One Maildir or mbox operation as effects; returns its result or raises OSError."""
+    match op:
+        case md.Chdir(path):
+            yield fx.Chdir(path)
+        case md.Stat(path):
+            yield fx.Stat(path)
+        case md.Sleep(seconds):
+            yield fx.Sleep(seconds)
+        case md.Alarm():
+            return None  # no alarm effect: see the module docstring
+        case md.CreateExclusive(path, mode):
+            files.fds[path] = yield fx.Open(path, "w", create=True, exclusive=True, perm=mode)
+        case mb.OpenAppend(path, mode):
+            files.fds[path] = yield fx.Open(path, "a", create=True, perm=mode)
+        case md.WriteAll(path, data):
+            yield from write_all(files.fds[path], data)
+        case md.Fsync(path):
+            yield fx.Fsync(files.fds[path])
+        case md.Close(path):
+            yield from _close(path, files)
+        case md.Link(src, dst):
+            yield fx.Link(src, dst)
+            yield fx.Note("deliver", {"link": dst}, "tmp/ linked into new/: the message is there")
+        case md.Unlink(path):
+            yield fx.Unlink(path)
+        case mb.LockExclusive(path, timeout):
+            yield from _dotlock(path, timeout)
+            files.locks.add(path)
+        case mb.SeekEnd(path):
+            return (yield fx.Stat(fd=files.fds[path])).size
+        case mb.Truncate(path, length):
+            yield fx.Truncate(files.fds[path], length)
+        case _:
+            raise TypeError(f"not a delivery operation: {op!r}")
+    return None
+
+
+def _close(path: str, files: Files) -> Call:
+    """Close the file; then let go of its lock file, as close(2) would release a flock."""
+    fd = files.fds.pop(path)
+    try:
+        yield fx.Close(fd)
+    finally:
+        if path in files.locks:
+            files.locks.discard(path)
+            with contextlib.suppress(OSError):
+                yield fx.Unlink(f"{path}.lock")
+
+
+def _dotlock(path: str, timeout: float) -> Call:
+    """Create `<path>.lock` exclusively; TimeoutError after `timeout` s of someone else's lock."""
+    lock = f"{path}.lock"
+    start = yield fx.Time()
+    while True:
+        try:
+            fd = yield fx.Open(lock, "w", create=True, exclusive=True, perm=0o600)
+        except FileExistsError:
+            now = yield fx.Time()
+            try:
+                if now - (yield fx.Stat(lock)).mtime > STALE_LOCK:
+                    yield fx.Unlink(lock)
+                    continue
+            except FileNotFoundError:
+                continue
+            if now - start >= timeout:
+                raise TimeoutError(_errno.ETIMEDOUT, f"{lock} held too long") from None
+            yield fx.Sleep(LOCK_RETRY)
+            continue
+        pid = yield fx.Getpid()
+        yield from write_all(fd, f"{pid}\n".encode())
+        yield fx.Close(fd)
+        return
+
+
+def deliver_mbox(target: str, lines: HeaderLines, message: bytes) -> Call:
+    """Append to an mbox file (qmail-local's mailfile), with the lock file as the lock."""
+    files = Files()
+    outcome = yield from run_ops(mb.mailfile(target, mb.mbox_bytes(lines, message)), files)
+    for fd in files.fds.values():
+        yield from close_quietly(fd)
+    return outcome
+
+
+def deliver_maildir(target: str, lines: HeaderLines, message: bytes, unique: Any) -> Call:
+    """Fork the Maildir child (maildir_child's operations), wait, read its exit code.
+
+    `unique(pid, now)` makes the child's `maildir.Unique` from its own pid and clock.
+    """
+    data = md.maildir_message(lines, message)
+
+    def child() -> fx.Program:
+        pid = yield fx.Getpid()
+        now = yield fx.Time()
+        return (yield from run_ops(md.maildir_child(target, data, unique(pid, now)), Files()))
+
+    try:
+        pid = yield fx.Fork(child, "maildir")
+    except OSError as exc:
+        return report("fork", err=error_str(exc.errno))
+    _, status = yield fx.Wait(pid)
+    return md.maildir_outcome(None if status < 0 else status)
+
+
+def run_program(command: str, env: Mapping[str, str]) -> Call:
+    """`|command`: rewind the message, fork, exec `/bin/sh -c command`, map its exit code."""
+    try:
+        yield fx.Seek(0, 0)
+    except OSError:
+        return report("rewind")
+
+    def child() -> fx.Program:
+        try:
+            yield fx.Exec("sh", ("-c", command), dict(env))
+        except OSError as exc:
+            text = report("run_sh", err=error_str(exc.errno)).output
+            yield fx.Write(2, text)
+            return 111
+        return 111
+
+    try:
+        pid = yield fx.Fork(child, "sh")
+    except OSError as exc:
+        return report("fork", err=error_str(exc.errno))
+    _, status = yield fx.Wait(pid)
+    outcome = program_outcome(None if status < 0 else status)
+    yield fx.Note(
+        "deliver",
+        {"program": command, "exit": status, "code": outcome.code, "stop": outcome.stop},
+        "program exit 0: done; 99: done, skip the rest; 100 (64 65 70 76 77 78 112): "
+        "bounce; anything else: defer",
+    )
+    return outcome
+
+
+def forward(
+    recipients: tuple[str, ...], newsender: str, dtline: str, message: bytes, env: Mapping[str, str]
+) -> Call:
+    """Inject the message afresh (Delivered-To added) through qmail-queue; (Outcome, qp)."""
+    try:
+        job = yield from qmail_open(env)
+    except OSError as exc:
+        return report("fork", err=error_str(exc.errno)), 0
+    write_failed = False
+    try:
+        yield from write_all(job.message_fd, forward_message(dtline, message))
+    except OSError:
+        write_failed = True  # qmail-queue is gone; its exit code will say why
+    status, code = yield from qmail_close(job, newsender, recipients)
+    if write_failed and not status:
+        status = qq_status(54)
+    outcome: Outcome = forward_outcome(status)
+    yield fx.Note(
+        "forward",
+        {"to": list(recipients), "sender": newsender, "qp": job.pid, "qq": code},
+        f"re-injected through qmail-queue with envelope sender <{newsender}>",
+    )
+    return outcome, job.pid
