@@ -18,6 +18,8 @@ def _who(event: dict) -> str:
 
 
 def _queue_path(event: dict) -> bool:
+    if event.get("prog") == "qmail-local":  # it works inside the Maildir: tmp/, new/
+        return True
     for key in ("path", "src", "dst"):
         value = event.get(key)
         if isinstance(value, str) and (value.startswith(QUEUE_DIRS) or "Maildir/" in value):
@@ -43,12 +45,17 @@ def narrate(event: dict) -> str | None:
     if kind == "open" and _queue_path(event) and event.get("create"):
         return f"{who} creates {event.get('path')}"
     if kind == "open" and event.get("path") == "lock/trigger":
+        if event.get("mode") == "r":
+            return f"{who} opens lock/trigger to hear of new mail"
+        if event.get("prog") == "qmail-send":
+            return f"{who} holds lock/trigger open for writing too, so select never sees EOF"
         result = "no qmail-send listening" if event.get("err") else "qmail-send woken"
         return f"{who} pulls the trigger ({result})"
     if kind in FILE_KINDS and (_queue_path(event) or kind == "fsyncdir"):
         target = event.get("dst") or event.get("path") or f"fd {event.get('fd')}"
         source = f"{event['src']} -> " if event.get("src") else ""
-        return f"{who} {kind} {source}{target}"
+        error = f" ({event['err']})" if event.get("err") else ""
+        return f"{who} {kind} {source}{target}{error}"
     if kind == "fsync":
         return f"{who} fsync fd {event.get('fd')}"
     if kind in ("queue", "route", "delivery", "bounce", "inject", "retry", "local", "remote"):
