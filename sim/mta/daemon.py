@@ -23,6 +23,7 @@ from pathlib import Path
 from sim.kernel.real import RealKernel
 from sim.mta.collector import collect
 from sim.programs.registry import resolve
+from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
 from sim.qmail.errors import BadInput
 
 START_TIMEOUT = 15.0
@@ -191,8 +192,9 @@ def _supervise(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "QMAILHOME": str(paths.home),
     }
-    if "PYTHONPATH" in os.environ:
-        base_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    for name, value in os.environ.items():  # PYTHONPATH, and QMAILSIM_TIMESCALE for tests
+        if name == "PYTHONPATH" or name.startswith("QMAILSIM_"):
+            base_env[name] = value
     children: dict[int, str] = {}
     for prog in programs:
         argv, env, user, stdout = _argv_for(prog, paths, smtp, smtp_env, base_env, ready_w)
@@ -225,7 +227,7 @@ def _argv_for(
 ) -> tuple[list[str], dict[str, str], str, int | None]:
     """How the boot script runs each long-running program: argv, environment, account, fd 1."""
     if prog == "tcpserver":
-        argv = ["-1", "-c", "40"]
+        argv = ["-1", "-c", str(concurrency_incoming(paths.home))]
         if paths.rules.exists():
             argv += ["-x", str(paths.rules)]
         argv += ["-u", "qmaild", "-l", me_of(paths.home), smtp[0], str(smtp[1]), "qmail-smtpd"]
@@ -233,6 +235,22 @@ def _argv_for(
     if prog == "qmail-start":
         return ["./Maildir/", "splogger", "qmail"], dict(base_env), "root", None
     raise MtaError(f"no way to start {prog}")
+
+
+def concurrency_incoming(home: Path) -> int:
+    """tcpserver's -c: control/concurrencyincoming as Life with qmail's run script reads it.
+
+    Not a qmail 1.03 control file; the boot script reads it. Absent or not a number: 40,
+    tcpserver's own default.
+    """
+    try:
+        text = (home / "control" / "concurrencyincoming").read_text(encoding="latin-1")
+    except OSError:
+        return TCPSERVER_MAX_CONNECTIONS
+    digits = text.split("\n", 1)[0].strip()
+    if not (digits.isascii() and digits.isdigit() and int(digits) > 0):
+        return TCPSERVER_MAX_CONNECTIONS
+    return int(digits)
 
 
 def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> int:
