@@ -10,7 +10,8 @@ bounded by timeoutremote; the body goes out through `smtp_data.DataEncoder`. Eve
 a NUL-terminated report on fd 1 (`r`/`h`/`s` per recipient, then `K`/`Z`/`D`); the exit
 code is always 0.
 
-Documented differences: no MX lookup (see `sim.programs.dnsip`); this host's own addresses
+Names are resolved by two helper programs, `dnsmx` and `dnsip` (a DNS query is not an
+effect), MX records first as qmail's dns_mxip. Documented differences: this host's own addresses
 are the loopback ones (qmail asks every interface); the TCP timeout table is not consulted;
 the message is read whole before connecting, so an unreadable message is reported before the
 SMTP dialogue rather than during it.
@@ -18,6 +19,7 @@ SMTP dialogue rather than during it.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Mapping
 
@@ -27,7 +29,7 @@ from sim.programs.common import close_quietly, home, read_controls
 from sim.qmail import remote as rm
 from sim.qmail.control import Control, load_control
 from sim.qmail.errors import BadInput
-from sim.qmail.routing import MX, literal_ip, mx_candidates, smtp_route
+from sim.qmail.routing import MX, literal_ip, mx_candidates, order_mx, smtp_route
 from sim.qmail.smtp_data import DataEncoder, PartialFinalLine
 
 CONTROLS = ("me", "helohost", "smtproutes", "timeoutremote", "timeoutconnect")
@@ -49,8 +51,8 @@ def is_own_ip(ip: str) -> bool:
     return ip.startswith("127.")
 
 
-def dnsip(host: str, env: Mapping[str, str]) -> Call:
-    """Run the `dnsip` helper; returns (exit code, addresses)."""
+def helper(program: str, name: str, env: Mapping[str, str]) -> Call:
+    """Run a resolver helper (`dnsip` or `dnsmx`); returns (exit code, its output's words)."""
     r, w = yield fx.Pipe()
 
     def child() -> fx.Program:
@@ -58,12 +60,12 @@ def dnsip(host: str, env: Mapping[str, str]) -> Call:
         yield fx.Dup2(w, 1)
         yield fx.Close(w)
         try:
-            yield fx.Exec("dnsip", (host,), dict(env))
+            yield fx.Exec(program, (name,), dict(env))
         except OSError:
             return 111
         return 111
 
-    pid = yield fx.Fork(child, "dnsip")
+    pid = yield fx.Fork(child, program)
     yield fx.Close(w)
     try:
         data = yield from read_all(r)
@@ -73,29 +75,68 @@ def dnsip(host: str, env: Mapping[str, str]) -> Call:
     return (111 if status < 0 else status), data.decode("ascii", "replace").split()
 
 
+def dnsip(host: str, env: Mapping[str, str]) -> Call:
+    """The addresses of `host`: (exit code, [ip])."""
+    return (yield from helper("dnsip", host, env))
+
+
+def exchangers(domain: str, env: Mapping[str, str]) -> Call:
+    """qmail's dns_mxip: the MX hosts' addresses with their preferences, or a failure report.
+
+    No MX records: the domain's own addresses at preference 0, as qmail does.
+    """
+    status, words = yield from helper("dnsmx", domain, env)
+    if status == 100:
+        return rm.perm_dns(domain)
+    if status:
+        return rm.failure("dns")
+    pairs = [(int(p), h) for p, h in zip(words[::2], words[1::2], strict=False) if p.isdigit()]
+    ordered = order_mx([MX(p, h) for p, h in pairs], random.Random(domain))
+    if not ordered:
+        ordered = [MX(0, domain)]
+    found: list[MX] = []
+    for mx in ordered:
+        ip = literal_ip(mx.host)
+        if ip is not None:
+            found.append(MX(mx.preference, ip))
+            continue
+        code, ips = yield from dnsip(mx.host, env)
+        if code == 100 and len(ordered) == 1:
+            return rm.perm_dns(mx.host)
+        if code and code != 100:
+            return rm.failure("dns")
+        found += [MX(mx.preference, ip) for ip in ips]
+    yield fx.Note("dns", {"domain": domain, "mx": [f"{m.preference} {m.host}" for m in ordered]})
+    return found
+
+
 def servers(host: str, control: Control, env: Mapping[str, str]) -> Call:
     """The addresses to try and the port, or the failure report for fd 1."""
     relay = smtp_route(host, route_table(control))
     target, port = (relay.host, relay.port) if relay else (host, SMTP_PORT)
     ip = literal_ip(target)
-    if ip is not None:
-        ips = [ip]
-    else:
-        try:
+    try:
+        if ip is not None:
+            addresses = [MX(0, ip)]
+        elif relay is not None:
             status, ips = yield from dnsip(target, env)
-        except OSError:
-            return rm.failure("oserr")  # no pipe or no fork for the resolver
-        if status == 100:
-            return rm.perm_dns(target)
-        if status:
-            return rm.failure("dns")
+            if status == 100:
+                return rm.perm_dns(target)
+            if status:
+                return rm.failure("dns")
+            addresses = [MX(0, ip) for ip in ips]
+        else:
+            found = yield from exchangers(target, env)
+            if isinstance(found, bytes):
+                return found
+            addresses = found
+    except OSError:
+        return rm.failure("oserr")  # no pipe or no fork for the resolver
+    ips = [mx.host for mx in addresses]
     candidates = mx_candidates(
-        [MX(0, ip) for ip in ips],
-        {ip for ip in ips if is_own_ip(ip)},
-        relayed=relay is not None,
-        all_aliases=False,
+        addresses, {ip for ip in ips if is_own_ip(ip)}, relayed=relay is not None, all_aliases=False
     )
-    how = f"smtproutes: {target}:{port}" if relay else f"no route: addresses of {target}"
+    how = f"smtproutes: {target}:{port}" if relay else f"no route: mail exchangers of {target}"
     yield fx.Note("route", {"host": host, "ips": ips, "port": port}, how)
     if not ips:
         return rm.failure("nomx")

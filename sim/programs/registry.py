@@ -28,6 +28,7 @@ PROGRAMS: dict[str, tuple[str, str | None]] = {
     "qmail-remote": ("sim.programs.qmail_remote:main", None),
     "sh": ("sim.programs.sh:main", None),
     "dnsip": ("sim.programs.dnsip:main", None),
+    "dnsmx": ("sim.programs.dnsmx:main", None),
 }
 
 

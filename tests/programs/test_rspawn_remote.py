@@ -303,9 +303,27 @@ def fake_dnsip(argv, env):
     return status
 
 
+def fake_dnsmx(argv, env):
+    """A stand-in MX resolver: no MX records, except for the domains named here."""
+    answers = {
+        "nosuchmx.example": (100, b""),
+        "softmx.example": (111, b""),
+        "mx.example": (0, b"20 b.mx.example\n10 me.example\n"),  # we are its best MX
+    }
+    status, out = answers.get(argv[1], (0, b""))
+    yield from write_all(1, out)
+    return status
+
+
 @pytest.mark.parametrize(
     ("domain", "report"),
     [
+        (
+            "nosuchmx.example",
+            b"DSorry, I couldn't find any host named nosuchmx.example. (#5.1.2)\n",
+        ),
+        ("softmx.example", b"ZSorry, I couldn't find any host by that name. (#4.1.2)\n"),
+        ("mx.example", AMBIGUOUS_MX),
         ("soft.example", b"ZSorry, I couldn't find any host by that name. (#4.1.2)\n"),
         ("nosuch.example", b"DSorry, I couldn't find any host named nosuch.example. (#5.1.2)\n"),
         ("bare.example", b"DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
@@ -319,7 +337,10 @@ def test_dns_outcomes_without_a_route(home_a, domain, report):
         [],
         user="qmailr",
         host="a.example",
-        programs={"dnsip": "tests.programs.test_rspawn_remote:fake_dnsip"},
+        programs={
+            "dnsip": "tests.programs.test_rspawn_remote:fake_dnsip",
+            "dnsmx": "tests.programs.test_rspawn_remote:fake_dnsmx",
+        },
     )
     spawner = Spawner(proc)
     try:
@@ -341,3 +362,19 @@ def test_dns_outcomes_without_a_route(home_a, domain, report):
 def test_resolver_errors_map_to_hard_and_soft_exits(code, status):
     error = None if code is None else socket.gaierror(code, "x")
     assert dnsip.lookup_status(error) == status
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [("NXDOMAIN", 100), ("NoAnswer", 0), ("LifetimeTimeout", 111), ("NoNameservers", 111)],
+)
+def test_dnsmx_maps_resolver_outcomes(monkeypatch, raised, status):
+    import dns.resolver
+
+    from sim.programs import dnsmx
+
+    def resolve(*args, **kwargs):
+        raise getattr(dns.resolver, raised)()
+
+    monkeypatch.setattr(dns.resolver, "resolve", resolve)
+    assert dnsmx.query_mx("example.test") == (status, [])
