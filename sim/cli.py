@@ -22,6 +22,8 @@ examples:
   qmailsim mta inject /tmp/q -f bob@example.test alice@example.test < message
   qmailsim mta qstat /tmp/q
   qmailsim mta stop /tmp/q
+  qmailsim graph --out arch.png                   qmail's big picture, uids as colours
+  qmailsim graph --compromise qmail-smtpd         what an attacker who owns it can reach
 """
 
 
@@ -58,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the main job on the embedded default")
     demo.add_argument("--keep", metavar="DIR", type=Path, help="build the demo's home in DIR")
+
+    graph = commands.add_parser(
+        "graph", help="draw qmail's architecture, or say what a compromised program reaches"
+    )
+    from sim import graph_cli
+
+    graph_cli.add_arguments(graph)
 
     bench = commands.add_parser("bench", help="measure costs side by side (ratios)")
     from sim import bench as bench_module
@@ -123,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
         from sim.demo import demo
 
         return demo(getattr(args, "keep", None))
+    if args.command == "graph":
+        from sim import graph_cli
+
+        return graph_cli.run(args)
     if args.command == "bench":
         from sim import bench
 
