@@ -51,7 +51,7 @@ def passwd_table(env: Mapping[str, str]) -> Call:
     """Every account with what stat(2) says of its home; an exit code on a temporary failure."""
     try:
         data = yield from read_file(f"{home(env)}/{PASSWD_FILE}")
-        qmail_owner = (yield fx.Stat(home(env))).uid
+        qmail_owner = (yield fx.Stat(f"{home(env)}/alias")).uid  # who stands for the accounts
     except OSError:
         return QLX_SYS
     table: dict[str, PasswdEntry] = {}
