@@ -318,7 +318,7 @@ def _add_resources(graph: nx.MultiDiGraph) -> None:
 
 def _add_monolith(graph: nx.MultiDiGraph) -> None:
     """A sendmail-like MTA: one root daemon does SMTP, queueing and delivery in-process."""
-    _add_program(graph, "mta", "mta", "root", "long-running", "queue",
+    _add_program(graph, "mta", "mta-monolith", "root", "long-running", "queue",
                  "one root daemon that forks a copy per connection and per delivery: SMTP, "
                  "queue, routing and delivery in one program")  # fmt: skip
     _add_program(graph, "sendmail", "sendmail", "root", "per message", "injection",
@@ -350,6 +350,7 @@ def _add_monolith(graph: nx.MultiDiGraph) -> None:
         ("dotqmail", "mta", "read", "~/.forward, read as root"),
         ("mta", "maildir", "write", "delivers as root"),
         ("mta", "maildir", "link", "tmp/ → new/"),
+        ("mta", "maildir", "unlink", "removes tmp/ after the link"),
         ("mta", "network", "net", "SMTP client"),
         ("mta", "log", "write", "syslog"),
         ("mta", "forward-program", "fork-exec", "fork as root, setuid user, exec"),
@@ -377,7 +378,7 @@ PATH_MARKERS: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 # The socket a server's connection belongs to, by the program that talks on it.
 SERVICE = {"qmail-smtpd": "smtp-socket", "qmail-popup": "pop3-socket",
-           "qmail-pop3d": "pop3-socket"}  # fmt: skip
+           "qmail-pop3d": "pop3-socket", "mta-monolith": "smtp-socket"}  # fmt: skip
 PORT_SERVICE = {SMTP_PORT: "smtp-socket", POP3_PORT: "pop3-socket"}
 # fsyncdir is missing on purpose: it flushes a link or unlink already seen, nothing new.
 PATH_KINDS = {"link": "link", "rename": "link", "unlink": "unlink", "mkdir": "write",

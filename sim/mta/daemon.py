@@ -234,6 +234,8 @@ def _argv_for(
         return argv, {**base_env, **smtp_env}, "root", ready_w
     if prog == "qmail-start":
         return ["./Maildir/", "splogger", "qmail"], dict(base_env), "root", None
+    if prog == "mta-monolith":  # the comparison: one root daemon, no qmail programs
+        return ["-1", smtp[0], str(smtp[1])], {**base_env, **smtp_env}, "root", ready_w
     raise MtaError(f"no way to start {prog}")
 
 

@@ -29,6 +29,7 @@ PROGRAMS: dict[str, tuple[str, str | None]] = {
     "sh": ("sim.programs.sh:main", None),
     "dnsip": ("sim.programs.dnsip:main", None),
     "dnsmx": ("sim.programs.dnsmx:main", None),
+    "mta-monolith": ("sim.programs.monolith:main", None),
 }
 
 
