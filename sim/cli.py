@@ -24,6 +24,7 @@ examples:
   qmailsim mta stop /tmp/q
   qmailsim graph --out arch.png                   qmail's big picture, uids as colours
   qmailsim graph --compromise qmail-smtpd         what an attacker who owns it can reach
+  qmailsim tui /tmp/q --follow                    watch the live MTA's trace as mail moves
 """
 
 
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     graph_cli.add_arguments(graph)
 
+    tui = commands.add_parser("tui", help="watch mail move through qmail, from a trace")
+    from tui import cli as tui_cli
+
+    tui_cli.add_arguments(tui)
+
     bench = commands.add_parser("bench", help="measure costs side by side (ratios)")
     from sim import bench as bench_module
 
@@ -100,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument(
         "--open-relay", action="store_true", help="allow a home without control/rcpthosts"
+    )
+    start.add_argument(
+        "--monolith",
+        action="store_true",
+        help="run the sendmail-like comparison MTA (one root daemon) instead of qmail",
     )
 
     for name, text in (
@@ -136,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
         from sim import graph_cli
 
         return graph_cli.run(args)
+    if args.command == "tui":
+        from tui import cli as tui_cli
+
+        return tui_cli.run(args)
     if args.command == "bench":
         from sim import bench
 

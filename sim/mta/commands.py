@@ -54,6 +54,7 @@ def do_start(args: argparse.Namespace) -> int:
         dict(args.smtp_env),
         exec_mode=args.exec_mode,
         foreground=args.foreground,
+        programs=("mta-monolith",) if args.monolith else ("tcpserver", "qmail-start"),
     )
     print(f"qmailsim: MTA running (pid {pid}); SMTP on {args.smtp[0]}:{port}; logs in {home}/log")
     return 0

@@ -92,3 +92,15 @@ def test_mistakes_get_one_fatal_line_and_no_traceback(tmp_path: Path) -> None:
     assert bad_name.returncode == 100 and "bad domain" in bad_name.stderr
     for result in (refused, not_home, open_relay, outside, bad_name):
         assert "Traceback" not in result.stderr
+
+
+def test_start_monolith_runs_the_comparison_mta(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    qmailsim("mta", "init", str(home), "--me", "example.test", "--user", "alice")
+    start = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0", "--monolith")
+    try:
+        assert start.returncode == 0, start.stderr
+        status = qmailsim("mta", "status", str(home))
+        assert re.search(r"\d+\s+mta-monolith\s+root", status.stdout), status.stdout
+    finally:
+        qmailsim("mta", "stop", str(home))

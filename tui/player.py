@@ -1,0 +1,84 @@
+"""Replaying a trace step by step: the cursor, the speed, following a growing file.
+
+The player owns the events read so far and a `TraceState` folded up to the cursor. A step
+applies events up to and including the next narrated one (what the event log shows), so a
+learner never steps through a run of closes. Stepping back folds again from the start:
+the state is a pure function of the events, and a trace of a few thousand events folds in
+well under a frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui.state import TraceState
+
+SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # steps per second
+DEFAULT_SPEED = 2
+
+
+class Player:
+    """A cursor over a trace's events, with the state the events before it build."""
+
+    def __init__(self, events: list[dict[str, Any]] | None = None) -> None:
+        self.events: list[dict[str, Any]] = list(events or [])
+        self.state = TraceState()
+        self.speed_index = DEFAULT_SPEED
+        self.playing = False
+        self.following = False
+
+    @property
+    def position(self) -> int:
+        """How many events are applied."""
+        return len(self.state.events)
+
+    @property
+    def at_end(self) -> bool:
+        return self.position >= len(self.events)
+
+    @property
+    def speed(self) -> float:
+        return SPEEDS[self.speed_index]
+
+    def faster(self) -> None:
+        self.speed_index = min(self.speed_index + 1, len(SPEEDS) - 1)
+
+    def slower(self) -> None:
+        self.speed_index = max(self.speed_index - 1, 0)
+
+    def extend(self, events: list[dict[str, Any]]) -> None:
+        """Events the trace gained (following a live MTA)."""
+        self.events.extend(events)
+
+    def step(self) -> bool:
+        """Apply events through the next narrated one; False if already at the end."""
+        moved = False
+        while not self.at_end:
+            moved = True
+            if self.state.apply(self.events[self.position]):
+                break
+        return moved
+
+    def back(self) -> bool:
+        """Return to the end of the previous step; False if at the start."""
+        if self.position == 0:
+            return False
+        target = self.state.step - 1 if self.state.log and self._ends_step() else self.state.step
+        self.rewind()
+        while self.state.step < target and not self.at_end:
+            self.state.apply(self.events[self.position])
+        return True
+
+    def _ends_step(self) -> bool:
+        return self.state.log[-1].index == self.position - 1
+
+    def rewind(self) -> None:
+        """Back to before the first event."""
+        self.state = TraceState()
+
+    def to_end(self) -> bool:
+        """Apply every event read so far; False if there was none to apply."""
+        moved = not self.at_end
+        while not self.at_end:
+            self.state.apply(self.events[self.position])
+        return moved

@@ -1,0 +1,1 @@
+"""The panels of the qmailsim TUI, one widget per module."""
