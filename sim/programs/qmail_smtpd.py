@@ -26,6 +26,7 @@ from sim.qmail.smtpd_events import (
     Reply,
     SmtpdConfig,
     SmtpdEvent,
+    SmtpdState,
     StartQueue,
 )
 from sim.qmail.smtpd_replies import reply_bytes
@@ -94,7 +95,7 @@ class _Session:
                 self.out += event.text
                 yield fx.Note("smtp-reply", {"reply": event.text}, event.why)
                 if event.flush and not (yield from self.flush()):
-                    return 1
+                    return (yield from self.hang_up())
             elif isinstance(event, StartQueue):
                 todo.extend((yield from self.start_queue()))
             elif isinstance(event, MessageData):
@@ -105,10 +106,17 @@ class _Session:
                 todo.extend((yield from self.abort(event)))
             elif isinstance(event, Close):
                 yield from self.flush()
-                if self.job is not None:  # mid-DATA: qmail-queue sees no envelope, cleans up
-                    yield from qmail_fail(self.job)
+                yield from self.hang_up()
                 return event.status
         return None
+
+    def hang_up(self) -> Call:
+        """Before exiting, cancel a message being read and wait for qmail-queue, which sees no
+        envelope and cleans up: no half-queued file outlives this process. Returns 1."""
+        if self.job is not None:
+            job, self.job = self.job, None
+            yield from qmail_fail(job)
+        return 1
 
     def start_queue(self) -> Call:
         try:
@@ -139,6 +147,8 @@ class _Session:
         assert job is not None
         yield from qmail_fail(job)
         yield fx.Note("smtp-abort", {"reason": event.reason}, "qmail_fail: no envelope sent")
+        if self.session.state is not SmtpdState.QUEUE_CLOSING:
+            return []  # the session is over (bare LF, timeout, EOF): Close follows, no reply
         now = yield fx.Time()
         return self.session.queue_result(54, job.pid, now)
 
@@ -157,7 +167,7 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
     status = yield from state.handle(state.session.start())
     while status is None:
         if not (yield from state.flush()):
-            return 1
+            return (yield from state.hang_up())  # the client is gone
         try:
             data = yield fx.Read(0, 8192, config.timeout)
         except TimeoutError:

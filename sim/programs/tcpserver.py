@@ -7,11 +7,14 @@ child with the socket on fd 0 and fd 1 and the TCP environment (PROTO, TCPLOCALI
 TCPLOCALPORT, TCPLOCALHOST, TCPREMOTEIP, TCPREMOTEPORT, plus the rule's variables such as
 RELAYCLIENT or DATABYTES), and execs PROG. At most N children run at once (default 40);
 further connections wait in the listen queue until one ends. No DNS: TCPREMOTEHOST is unset,
-as with tcpserver's -H.
+as with tcpserver's -H. A connection that fails before it is served (accept fails, or the
+client reset it while it waited in the listen queue, or fork fails) is dropped and the loop
+goes on, as tcpserver.c does: one client must never stop the server.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 
 from sim.kernel import effects as fx
@@ -20,6 +23,19 @@ from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
 from sim.qmail.errors import BadInput
 from sim.qmail.tcprules import Rules, match_rules, parse_tcprules
 
+# accept(2) failures that one client or a passing shortage causes; the next accept may work.
+TRANSIENT_ACCEPT = frozenset(
+    {
+        errno.ECONNABORTED,
+        errno.EINTR,
+        errno.EPROTO,
+        errno.EAGAIN,
+        errno.ENOBUFS,
+        errno.ENOMEM,
+        errno.EMFILE,
+        errno.ENFILE,
+    }
+)
 USAGE = "tcpserver: usage: tcpserver [-1] [-c limit] [-x rules] [-u user] [-l localname] host port program [arg ...]"  # noqa: E501
 
 
@@ -84,10 +100,14 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
         return 100
     rules = Rules({})  # no -x: every client allowed, nothing added
     if opts["rules"]:
-        fd = yield fx.Open(opts["rules"])
-        text = yield from read_all(fd)
-        yield fx.Close(fd)
-        rules = parse_tcprules(text.decode("latin-1"))
+        try:
+            fd = yield fx.Open(opts["rules"])
+            text = yield from read_all(fd)
+            yield fx.Close(fd)
+            rules = parse_tcprules(text.decode("latin-1"))
+        except (OSError, BadInput) as exc:
+            yield fx.Write(2, f"tcpserver: fatal: unable to read {opts['rules']}: {exc}\n".encode())
+            return 111
     listener, port = yield fx.Listen(opts["host"], opts["port"])
     if opts["print_port"]:
         yield fx.Write(1, f"{port}\n".encode())
@@ -101,8 +121,18 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
             pid, _ = yield fx.Wait(-1)
             active.discard(pid)
             continue
-        conn, remote = yield fx.Accept(listener)
-        local, _ = yield fx.Sockname(conn)
+        try:
+            conn, remote = yield fx.Accept(listener)
+        except OSError as exc:
+            if exc.errno not in TRANSIENT_ACCEPT:
+                raise  # EBADF, EINVAL, ENOTSOCK: our bug, not the client's
+            continue  # as tcpserver.c: a failed accept is skipped
+        try:
+            local, _ = yield fx.Sockname(conn)
+        except OSError:  # the client reset the connection while it waited in the backlog
+            yield fx.Note("tcpserver", {"remote": remote[0]}, why="gone before accept: dropped")
+            yield fx.Close(conn)
+            continue
         decision = match_rules(rules, remote[0])
         if not decision.allow:
             yield fx.Note("tcpserver", {"remote": remote[0]}, why="tcprules: deny")
@@ -114,9 +144,14 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
             {"remote": f"{remote[0]}:{remote[1]}", "active": len(active) + 1},
             why=f"connection {len(active) + 1}/{opts['limit']}",
         )
-        pid = yield fx.Fork(_child(listener, conn, opts["program"], child_env), opts["program"][0])
+        child = _child(listener, conn, opts["program"], child_env)
+        try:
+            pid = yield fx.Fork(child, opts["program"][0])
+        except OSError:  # as tcpserver.c: "unable to fork", drop this connection, go on
+            yield fx.Note("tcpserver", {"remote": remote[0]}, why="unable to fork: dropped")
+        else:
+            active.add(pid)
         yield fx.Close(conn)
-        active.add(pid)
 
 
 def _child(listener: int, conn: int, program: list[str], env: dict[str, str]):

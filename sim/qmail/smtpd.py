@@ -25,6 +25,15 @@ DATA runs in three steps, each handed to the program as an action event:
 Input that arrives while the session waits for the program is kept and handled afterwards.
 `timeout()` and `eof()` end the session (`Close(1)`), as do QUIT (`Close(0)`) and a bare LF
 inside DATA. Each `Reply` carries `why`, a short reason for the trace.
+
+Memory stays bounded whatever the client sends. DATA streams (see `sim.qmail.smtp_data`).
+A command line has no length limit in qmail 1.03: its stralloc grows until malloc fails, and
+then qmail-smtpd answers `421 out of memory (#4.3.0)` and exits (die_nomem), which is what a
+deployment under `softlimit` sees. Here a command line longer than `COMMAND_MAX` bytes takes
+that same path at a fixed size: its bytes are discarded as they arrive, and when its LF comes
+the session answers `421 out of memory (#4.3.0)` and closes (`Close(1)`). Waiting for the LF
+rather than hanging up at once means the client, which is still sending, reads the 421
+instead of a connection reset.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from sim.qmail.smtpd_replies import queue_failure_reply, reply_bytes
 from sim.qmail.text import b2s, s2b
 
 __all__ = [
+    "COMMAND_MAX",
     "TRANSITIONS",
     "AbortData",
     "Close",
@@ -78,6 +88,7 @@ class _Transaction:
 
 
 COMMAND_STATES = frozenset({SmtpdState.NO_MAIL, SmtpdState.MAIL, SmtpdState.RCPT})
+COMMAND_MAX = 65536  # a longer command line gets qmail's out-of-memory reply (see above)
 UNFLUSHED_VERBS = frozenset({"mail", "rcpt", "rset"})  # qmail's command table: no flush
 
 
@@ -93,6 +104,7 @@ class SmtpdSession:
         self._pos = 0  # start of unread input in _buffer
         self._scan = 0  # where to look for the next LF
         self._flush = False  # does the command being handled end with a flush?
+        self._overlong = 0  # bytes discarded of a command line past COMMAND_MAX
         self._decoder: DataDecoder | None = None
         self._events: list[SmtpdEvent] = []
 
@@ -232,7 +244,16 @@ class SmtpdSession:
         """One command line from the buffer, dispatched through TRANSITIONS."""
         end = self._buffer.find(b"\n", max(self._pos, self._scan))
         if end < 0:
+            if self._overlong or len(self._buffer) - self._pos > COMMAND_MAX:
+                self._overlong += len(self._buffer) - self._pos  # discard, keep reading
+                self._pos = len(self._buffer)
             self._scan = len(self._buffer)
+            return False
+        length, self._overlong = self._overlong + end - self._pos, 0
+        if length > COMMAND_MAX:
+            self._pos = self._scan = end + 1
+            self._reply("nomem", why=f"command line of {length} bytes > {COMMAND_MAX}", flush=True)
+            self._die("command line too long")
             return False
         line = bytes(self._buffer[self._pos : end])
         self._pos = self._scan = end + 1

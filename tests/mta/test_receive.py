@@ -13,45 +13,9 @@ from sim.mta import daemon
 from sim.qmail.constants import QMAIL_UIDS
 from sim.qmail.queue import split_of
 from tests.mta.conftest import WAIT, Mta, start_mta, wait_for
+from tests.mta.smtp_client import ACCEPT, Client
 
 MESSAGE = b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
-ACCEPT = re.compile(rb"^250 ok (\d+) qp (\d+)\r\n$")
-
-
-class Client:
-    """A raw SMTP client: send bytes, read whole replies (multi-line included)."""
-
-    def __init__(self, mta: Mta) -> None:
-        self.sock = mta.connect()
-        self.buffer = b""
-
-    def reply(self) -> bytes:
-        """One complete reply, CR LF included."""
-        while True:
-            match = re.search(rb"(?:^|\n)\d{3} [^\n]*\n", self.buffer)
-            if match:
-                end = match.end()
-                text, self.buffer = self.buffer[:end], self.buffer[end:]
-                return text
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                text, self.buffer = self.buffer, b""
-                return text
-            self.buffer += chunk
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def command(self, line: bytes) -> bytes:
-        self.send(line + b"\r\n")
-        return self.reply()
-
-    def closed(self) -> bool:
-        """True once the server has closed the connection."""
-        return self.sock.recv(1) == b""
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
