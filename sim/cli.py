@@ -17,6 +17,8 @@ from sim.qmail.errors import BadInput
 EPILOG = """\
 examples:
   qmailsim demo                                   walk one message through qmail
+  qmailsim run                                    the default scenario in the model
+  qmailsim run scenarios/flood.toml --json        any scenario; the summary as JSON
   qmailsim mta init /tmp/q --me example.test --user alice
   qmailsim mta start /tmp/q --smtp 127.0.0.1:2525
   qmailsim mta inject /tmp/q -f bob@example.test alice@example.test < message
@@ -61,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the main job on the embedded default")
     demo.add_argument("--keep", metavar="DIR", type=Path, help="build the demo's home in DIR")
+
+    run = commands.add_parser(
+        "run", help="run a scenario in the model (virtual time) and print its summary"
+    )
+    from sim import run_cli
+
+    run_cli.add_arguments(run)
 
     graph = commands.add_parser(
         "graph", help="draw qmail's architecture, or say what a compromised program reaches"
@@ -143,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         from sim.demo import demo
 
         return demo(getattr(args, "keep", None))
+    if args.command == "run":
+        from sim import run_cli
+
+        return run_cli.run(args)
     if args.command == "graph":
         from sim import graph_cli
 

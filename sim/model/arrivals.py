@@ -1,0 +1,138 @@
+"""Workloads as lists of arrivals: when which message comes to which host, and how.
+
+Pure functions of the scenario and its seed, so a run can be planned (and tested) before it
+starts. Each workload kind:
+
+- `message`: `count` messages at `at`;
+- `poisson`: a Poisson stream of `rate` messages per second from `start` to `stop` (default:
+  the end of the run), with its own random numbers drawn from the seed and its position;
+- `burst`: `count` messages at once, at `at` (or `start`);
+- `trace`: the arrivals of a recorded qmailsim trace (live or model): each message that
+  qmail-queue put in todo/ (its `queue` event in state S4, with sender and recipients), at its
+  time since the trace began;
+- `sendlog`: a real qmail-send log (splogger's or multilog's stamps): each `new msg` with its
+  `info msg` sender and size, and the recipients its `starting delivery` lines name.
+
+Recorded workloads skip the bounces qmail-send made (sender `<>` or `#@[]`): the replayed
+qmail makes its own. Their file is read relative to the scenario file.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.qmail.errors import BadInput
+from sim.qmail.sendlog import InfoMsg, NewMsg, StartingDelivery
+from sim.scenario import Scenario, Workload
+
+BOUNCE_SENDERS = ("", "#@[]")
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One message to send: at `t` to `host`, by SMTP or qmail-inject."""
+
+    t: float
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    size: int
+    via: str
+    n: int = 0  # its number in the run, for the Message-ID
+
+
+def plan(scenario: Scenario, duration: float, seed: int) -> list[Arrival]:
+    """Every arrival of the run before `duration`, in time order, numbered from 1."""
+    base = Path(scenario.source).parent if scenario.source.endswith(".toml") else Path(".")
+    out: list[Arrival] = []
+    for index, w in enumerate(scenario.workloads):
+        out += [a for a in workload_arrivals(w, index, duration, seed, base) if a.t < duration]
+    out.sort(key=lambda a: a.t)  # stable: ties keep the scenario's order
+    return [_numbered(a, n) for n, a in enumerate(out, 1)]
+
+
+def _numbered(a: Arrival, n: int) -> Arrival:
+    return Arrival(a.t, a.host, a.sender, a.recipients, a.size, a.via, n)
+
+
+def workload_arrivals(
+    w: Workload, index: int, duration: float, seed: int, base: Path
+) -> list[Arrival]:
+    """The arrivals of one workload (the `index`-th of the scenario)."""
+
+    def one(t: float, sender: str = w.sender, to=w.recipients, size: int = w.size) -> Arrival:
+        return Arrival(t, w.host, sender, tuple(to), size, w.via)
+
+    if w.kind == "message":
+        return [one(w.at) for _ in range(w.count)]
+    if w.kind == "burst":
+        return [one(w.at or w.start) for _ in range(w.count)]
+    if w.kind == "poisson":
+        rng = random.Random(f"{seed}:workload:{index}")
+        stop = duration if w.stop is None else min(w.stop, duration)
+        times, t = [], w.start
+        while (t := t + rng.expovariate(w.rate)) < stop:
+            times.append(t)
+        return [one(t) for t in times]
+    path = base / w.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"workload {w.kind}: cannot read {path}: {exc.strerror}") from None
+    recorded = trace_arrivals(data, path) if w.kind == "trace" else sendlog_arrivals(data, path)
+    return [one(w.start + t, s, r, size or w.size) for t, s, r, size in recorded]
+
+
+Recorded = list[tuple[float, str, tuple[str, ...], int]]
+
+
+def trace_arrivals(data: bytes, path: Path | str = "trace") -> Recorded:
+    """(time since the trace began, sender, recipients, 0) of each message queued in a trace."""
+    out: Recorded = []
+    start = None
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise BadInput(f"{path}:{number}: not a trace line (JSON)") from None
+        if start is None:
+            start = float(event.get("t", 0.0))
+        if event.get("kind") == "queue" and event.get("state") == "S4":
+            sender = event.get("sender", "")
+            if sender not in BOUNCE_SENDERS:
+                recipients = tuple(event.get("recipients", ()))
+                out.append((float(event["t"]) - start, sender, recipients, 0))
+    return out
+
+
+def sendlog_arrivals(data: bytes, path: Path | str = "log") -> Recorded:
+    """(time since the log began, sender, recipients, size) of each message a log shows."""
+    from sim.model.logs import parse_send_log  # the log reader lives with the metrics
+
+    lines = parse_send_log(data, epoch=0.0)
+    if not lines:
+        raise BadInput(f"{path}: no qmail-send log lines")
+    start = next((t for t, _ in lines if t is not None), 0.0)
+    messages: dict[int, dict] = {}
+    order: list[dict] = []
+    for t, event in lines:
+        if isinstance(event, NewMsg):
+            m = {"t": (t or start) - start, "sender": None, "to": [], "size": 0}
+            messages[event.id] = m
+            order.append(m)
+        elif isinstance(event, InfoMsg) and event.id in messages:
+            messages[event.id].update(sender=event.sender, size=event.size)
+        elif isinstance(event, StartingDelivery) and event.id in messages:
+            to = messages[event.id]["to"]
+            if event.recipient not in to:
+                to.append(event.recipient)
+    return [
+        (m["t"], m["sender"], tuple(m["to"]), m["size"])
+        for m in order
+        if m["sender"] not in (None, *BOUNCE_SENDERS) and m["to"]
+    ]

@@ -1,0 +1,281 @@
+"""One simulated qmail host: its home in a MemFS, its kernel, and its boot script.
+
+The home is `sim.mta.home.layout`'s, the very entries `qmailsim mta init` writes to disk,
+rooted at /var/qmail, then the scenario's control and .qmail files on top. Booting does what
+`sim.mta.daemon` does for the live MTA: tcpserver as root (`-1 -c N -u qmaild -l ME IP 25
+qmail-smtpd`, with `-x etc/tcp.smtp` if the scenario gives rules) and `qmail-start ./Maildir/
+splogger qmail` as root, with QMAILHOME and PATH, in the home. A crash powers the kernel off,
+keeps what the disk holds (`MemFS.crash`), and boots a new kernel on it: the same programs
+then recover the queue as qmail does. The CPU and disk resources count their busy time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+from collections import Counter
+from collections.abc import Callable, Generator
+from typing import Any
+
+import simpy
+
+from sim.kernel.costs import Costs
+from sim.kernel.memfs import MemFS, Special
+from sim.kernel.real import Resolver
+from sim.kernel.simkernel import SimKernel
+from sim.kernel.simnet import Network
+from sim.mta.home import Entry, layout, user_uid
+from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
+from sim.qmail.errors import BadInput
+from sim.scenario import Host
+
+ROOT = "/var/qmail"
+SMTP_PORT = 25
+PATH = "/usr/bin:/bin"
+LOG_DIR = "log"
+SEND_LOG = f"{LOG_DIR}/qmail-send.log"
+RULES = "etc/tcp.smtp"
+
+
+class BusyResource(simpy.Resource):
+    """A SimPy resource that integrates how many of its units are in use over time."""
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        super().__init__(env, capacity)
+        self.area = 0.0  # unit-seconds in use
+        self.since = env.now
+
+    def _account(self) -> None:
+        now = self._env.now
+        self.area += len(self.users) * (now - self.since)
+        self.since = now
+
+    def _do_put(self, event: simpy.resources.resource.Request) -> None:  # type: ignore[override]
+        self._account()
+        super()._do_put(event)
+
+    def _do_get(self, event: simpy.resources.resource.Release) -> None:  # type: ignore[override]
+        self._account()
+        super()._do_get(event)
+
+    def busy(self) -> float:
+        """Unit-seconds used up to now."""
+        self._account()
+        return self.area
+
+
+def dotqmail_path(key: str, users: tuple[str, ...]) -> str:
+    """Where a scenario's `dotqmail` key goes: `alice-list` -> home/alice/.qmail-list."""
+    user, dash, ext = key.partition("-")
+    if user == "alias":
+        base = "alias"
+    elif user in (u.lower() for u in users):
+        base = f"home/{user}"
+    else:
+        raise BadInput(f"dotqmail.{key}: {user!r} is neither a user of the host nor alias")
+    return f"{base}/.qmail{dash}{ext}"
+
+
+def build_home(fs: MemFS, host: Host, root: str = ROOT) -> None:
+    """Lay out the host's qmail home in `fs`, all of it durable (it was on disk at boot)."""
+    control = dict(host.control)
+    locals_ = control.get("locals", "").split() or None
+    rcpthosts = control.get("rcpthosts", "").split() or None
+    entries = sorted(layout(root, host.name, locals_, rcpthosts, host.users), key=_path_of)
+    fs.populate({root: Special.DIR})
+    for entry in entries:
+        full = posixpath.join(root, entry.path)
+        if entry.kind == "dir":
+            fs.mkdir(full, entry.mode)
+            fs.fsync(fs.lookup(full))
+            fs.fsync(fs.parent(full)[0])
+        elif entry.kind == "fifo":
+            fs.mkfifo(full, entry.mode)
+            fs.fsync(fs.parent(full)[0])
+        else:
+            _write_durable(fs, full, entry.data, entry.mode)
+    fs.mkdir(posixpath.join(root, LOG_DIR), 0o755)  # as `mta start` makes it for the live MTA
+    fs.fsync(fs.lookup(root))
+    extra = {f"control/{name}": text for name, text in control.items()}
+    extra.update({dotqmail_path(k, host.users): v for k, v in host.dotqmail.items()})
+    for path, text in sorted(extra.items()):
+        _write_durable(fs, posixpath.join(root, path), text.encode("latin-1"))
+
+
+def _path_of(entry: Entry) -> str:
+    return entry.path
+
+
+def _write_durable(fs: MemFS, path: str, data: bytes, mode: int = 0o644) -> None:
+    try:
+        node = fs.lookup(path)
+    except FileNotFoundError:
+        node = fs.create(path, mode, 0)
+    fs.truncate(node, 0)
+    fs.write(node, 0, data)
+    fs.fsync(node)
+    fs.fsync(fs.parent(path)[0])
+
+
+def boot_commands(fs: MemFS, host: Host, ip: str, root: str = ROOT) -> list[tuple[str, list[str]]]:
+    """(program, argv) of the boot script, as `sim.mta.daemon._argv_for` starts the live MTA."""
+    limit = TCPSERVER_MAX_CONNECTIONS
+    text = host.control.get("concurrencyincoming", "").split("\n", 1)[0].strip()
+    if text.isascii() and text.isdigit() and int(text) > 0:
+        limit = int(text)
+    argv = ["-1", "-c", str(limit)]
+    try:
+        fs.lookup(posixpath.join(root, RULES))
+        argv += ["-x", posixpath.join(root, RULES)]
+    except FileNotFoundError:
+        pass
+    argv += ["-u", "qmaild", "-l", host.name, ip, str(SMTP_PORT), "qmail-smtpd"]
+    return [("tcpserver", argv), ("qmail-start", ["./Maildir/", "splogger", "qmail"])]
+
+
+class SimHost:
+    """A qmail host of the model: its filesystem and the kernels it has booted (one per boot)."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        host: Host,
+        *,
+        net: Network,
+        costs: Costs,
+        resolve: Resolver,
+        trace: Callable[[dict], None] | None,
+        seed: int,
+        epoch: float,
+    ) -> None:
+        self.env, self.spec, self.net, self.costs = env, host, net, costs
+        self.name = host.name
+        self.resolve, self.trace, self.seed, self.epoch = resolve, trace, seed, epoch
+        self.ip = net.add_host(host.name)
+        self.fs = MemFS()
+        build_home(self.fs, host)
+        self.kernels: list[SimKernel] = []
+        self.logs: list[bytes] = []  # qmail-send's log of earlier boots (kept by "syslog")
+        self.retired: list[tuple] = []  # ps rows (values) of processes long gone
+        self.retired_keys: tuple[str, ...] = ()
+        self.disk_factor = 1.0
+        self.up = False
+        self.boot()
+
+    @property
+    def kernel(self) -> SimKernel:
+        """The kernel of the current boot."""
+        return self.kernels[-1]
+
+    def boot(self) -> None:
+        """Start a kernel on the current filesystem and run the boot script."""
+        kernel = SimKernel(
+            self.env,
+            self.resolve,
+            host=self.name,
+            costs=self._costs(),
+            trace=self.trace,
+            cores=self.spec.cores,
+            disks=self.spec.disks,
+            seed=self.seed + len(self.kernels),
+            fs=self.fs,
+            net=self.net,
+            epoch=self.epoch,
+        )
+        kernel.accounts.update({u.lower(): user_uid(i) for i, u in enumerate(self.spec.users)})
+        kernel.cpu = BusyResource(self.env, self.spec.cores)
+        kernel.disk = BusyResource(self.env, self.spec.disks)
+        if self.kernels:
+            kernel.next_pid = self.kernels[-1].next_pid  # pids stay unique across boots
+        self.kernels.append(kernel)
+        self.up = True
+        env_vars = {"PATH": PATH, "QMAILHOME": ROOT}
+        for prog, argv in boot_commands(self.fs, self.spec, self.ip):
+            kernel.spawn(prog, argv, env_vars, "root", ROOT)
+
+    def retire(self, before: float) -> None:
+        """Move processes that exited before `before` from the kernels' tables to `retired`.
+
+        A kernel keeps every process it ever ran; over a long run that is most of the
+        memory. Nothing refers to a process that has exited and been reaped, so its row is
+        all that needs to stay.
+        """
+        for boot, kernel in enumerate(self.kernels):
+            gone = [
+                p.pid
+                for p in kernel.procs.values()
+                if p.state == "exited" and p.end is not None and p.end < before
+            ]
+            rows = {row["pid"]: row for row in kernel.ps()} if gone else {}
+            for pid in gone:
+                self.retired_keys = self.retired_keys or ("boot", *rows[pid])
+                self.retired.append((boot, *rows[pid].values()))
+                gen = kernel.procs.pop(pid).gen
+                if gen is not None and gen.gi_frame is not None:
+                    abandon(gen)  # killed in the middle of a call
+
+    def ps(self) -> list[dict]:
+        """Every process of every boot, as `SimKernel.ps` rows with the boot's number."""
+        rows = [dict(zip(self.retired_keys, values, strict=True)) for values in self.retired]
+        for boot, kernel in enumerate(self.kernels):
+            rows += [{"boot": boot, **row} for row in kernel.ps()]
+        return sorted(rows, key=lambda row: row["pid"])
+
+    def accounts(self) -> Counter[str]:
+        """How many processes ran under each account (the last one each ran as)."""
+        counts: Counter[str] = Counter()
+        if self.retired:
+            user = self.retired_keys.index("user")
+            counts.update(values[user] for values in self.retired)
+        counts.update(row["user"] for kernel in self.kernels for row in kernel.ps())
+        return counts
+
+    def _costs(self) -> Costs:
+        c, f = self.costs, self.disk_factor
+        if f == 1.0:
+            return c
+        slow = {"fsync": c.fsync * f, "fsync_dir": c.fsync_dir * f}
+        return c.with_overrides({**slow, "disk_bandwidth": c.disk_bandwidth / f})
+
+    def slow_disk(self, factor: float) -> None:
+        """Every fsync (and the data it flushes) takes `factor` times as long from now on."""
+        self.disk_factor = factor
+        self.kernel.costs = self._costs()
+
+    def crash(self) -> None:
+        """Power loss: every process dies; only what was fsynced is left on the disk."""
+        self.up = False
+        self.kernel.halt()
+        self.logs.append(self.send_log())
+        self.fs = self.fs.crash()
+        with contextlib.suppress(OSError):  # the log lives on elsewhere (it was syslog's)
+            self.fs.unlink(posixpath.join(ROOT, SEND_LOG))
+
+    def send_log(self) -> bytes:
+        """qmail-send's log of the current boot, as splogger stored it."""
+        try:
+            return bytes(self.fs.lookup(posixpath.join(ROOT, SEND_LOG)).data)
+        except OSError:
+            return b""
+
+    def all_logs(self) -> bytes:
+        """qmail-send's log over every boot."""
+        return b"".join([*self.logs, self.send_log()])
+
+    def inject_env(self) -> dict[str, str]:
+        """The environment a user's qmail-inject gets on this host."""
+        return {"PATH": PATH, "QMAILHOME": ROOT}
+
+
+def abandon(gen: Generator[Any, Any, Any], tries: int = 64) -> None:
+    """Finish a program generator that is stopped mid-call.
+
+    `close()` alone is not enough: a program whose `finally` makes a call (closing a
+    descriptor) yields again and stays suspended, and the garbage collector later prints
+    "generator ignored GeneratorExit". Throwing GeneratorExit at each such call ends it.
+    """
+    for _ in range(tries):
+        try:
+            gen.throw(GeneratorExit)
+        except (Exception, GeneratorExit):
+            return

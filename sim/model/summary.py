@@ -1,0 +1,163 @@
+"""The result of a run: the summary (numbers a learner reads), and tidy tables behind it.
+
+Counts add up by construction: every message the workload got accepted is `delivered`,
+`bounced` or `queued` (definitions in `sim.model.ledger`); arrivals qmail refused (an SMTP
+5xx/4xx, qmail-inject's non-zero exit, a host that is down) are `refused` and not injected.
+Latencies are qmailanalog's, over every message and delivery in the hosts' logs (bounces
+included): `qtime` from `new msg` to `end msg`, `ddelay` from `starting delivery` to its
+result, `xdelay` from `new msg` to the delivery's result; each as count, p50, p90, p99 (nearest
+rank) and max, in seconds. Utilisation is busy time over capacity times the run's length.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sim.model.host import ROOT
+from sim.model.ledger import HostLedger, Message, host_ledger, join
+
+if TYPE_CHECKING:
+    from sim.model.world import World
+
+PERCENTILES = (50, 90, 99)
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """count, p50, p90, p99 (nearest rank) and max of `values`, rounded to microseconds."""
+    out: dict[str, float | int | None] = {"count": len(values)}
+    ordered = sorted(values)
+    for p in PERCENTILES:
+        out[f"p{p}"] = round(ordered[math.ceil(p / 100 * len(ordered)) - 1], 6) if values else None
+    out["max"] = round(ordered[-1], 6) if values else None
+    return out
+
+
+def ledgers(world: World) -> dict[str, HostLedger]:
+    """Each host's log over all its boots, analysed."""
+    return {name: host_ledger(name, h.all_logs(), world.epoch) for name, h in world.hosts.items()}
+
+
+def _queue_counts(world: World, name: str) -> dict[str, int]:
+    """What qmail-qstat would say at the end: messages in mess/, not yet preprocessed in todo/."""
+    fs, queue = world.hosts[name].fs, f"{ROOT}/queue"
+    try:
+        splits = fs.readdir(f"{queue}/mess")
+        mess = sum(len(fs.readdir(f"{queue}/mess/{split}")) for split in splits)
+        todo = len(fs.readdir(f"{queue}/todo"))
+    except OSError:
+        return {"messages": 0, "todo": 0}
+    return {"messages": mess, "todo": todo}
+
+
+def _host_summary(world: World, name: str) -> dict[str, Any]:
+    h, span = world.hosts[name], max(world.env.now, 1e-9)
+    cpu = sum(k.cpu.busy() for k in h.kernels)  # type: ignore[attr-defined]
+    disk = sum(k.disk.busy() for k in h.kernels)  # type: ignore[attr-defined]
+    users = h.accounts()
+    return {
+        "cpu": round(cpu / (h.spec.cores * span), 6),
+        "disk": round(disk / (h.spec.disks * span), 6),
+        "cores": h.spec.cores,
+        "disks": h.spec.disks,
+        "boots": len(h.kernels),
+        "queue": _queue_counts(world, name),
+        "processes": dict(sorted(users.items())),
+    }
+
+
+def summarize(world: World, books: dict[str, HostLedger], messages: list[Message]) -> dict:
+    """The summary dict (see the module docstring; keys are documented in the README)."""
+    outcomes = world.clients.outcomes
+    ours = [m for m in messages if m.origin == "workload"]
+    status = Counter(m.status for m in ours)
+    deliveries = [d for b in books.values() for d in b.deliveries]
+    done = Counter((d.started.channel if d.started else "?", d.outcome) for d in deliveries)
+    bounces = [m for m in messages if m.origin == "bounce"]
+    span = max(world.env.now, 1e-9)
+    hosts = {name: _host_summary(world, name) for name in world.hosts}
+    processes: Counter[str] = Counter()
+    for h in hosts.values():
+        processes.update(h["processes"])
+    finished = status["delivered"] + status["bounced"]
+    return {
+        "scenario": world.scenario.name,
+        "seed": world.seed,
+        "detail": world.costs.detail,
+        "until": world.duration,
+        "messages": {
+            "injected": len(ours),
+            "delivered": status["delivered"],
+            "bounced": status["bounced"],
+            "queued": status["queued"],
+            "refused": sum(1 for o in outcomes if o.done is not None and not o.accepted),
+            "sending": sum(1 for o in outcomes if o.done is None and not o.accepted),
+        },
+        "deliveries": {
+            "local": done[("local", "success")],
+            "remote": done[("remote", "success")],
+            "deferred": done[("local", "deferral")] + done[("remote", "deferral")],
+            "failed": done[("local", "failure")] + done[("remote", "failure")],
+            "unfinished": sum(1 for d in deliveries if d.outcome is None),
+        },
+        "bounces": {
+            "made": len(bounces),
+            "delivered": sum(1 for m in bounces if m.status == "delivered"),
+            "queued": sum(1 for m in bounces if m.status == "queued"),
+        },
+        "latency": {
+            "qtime": percentiles([m.qtime for m in messages if m.qtime is not None]),
+            "ddelay": percentiles([d.ddelay for d in deliveries if d.ddelay is not None]),
+            "xdelay": percentiles([d.xdelay for d in deliveries if d.xdelay is not None]),
+        },
+        "throughput": {
+            "messages_per_hour": round(finished / span * 3600, 3),
+            "deliveries_per_hour": round(
+                (done[("local", "success")] + done[("remote", "success")]) / span * 3600, 3
+            ),
+        },
+        "hosts": hosts,
+        "processes": dict(sorted(processes.items())),
+        "run": run_figures(world, finished),
+    }
+
+
+def run_figures(world: World, finished: int) -> dict[str, float | int]:
+    """How fast the simulator itself went (wall clock: these vary from run to run)."""
+    wall = max(world.wall, 1e-9)
+    return {
+        "virtual_seconds": round(world.env.now, 6),
+        "wall_seconds": round(world.wall, 3),
+        "events": world.events,
+        "events_per_wall_second": round(world.events / wall),
+        "messages_per_wall_second": round(finished / wall, 1),
+    }
+
+
+def tables(world: World, books: dict[str, HostLedger], messages: list[Message]) -> dict:
+    """messages, deliveries and processes as lists of flat dicts (one per row)."""
+    rows_m = [
+        {"host": m.host, "id": m.id, "origin": m.origin, "n": m.n, "sender": m.sender,
+         "size": m.size, "qp": m.qp, "birth": m.birth, "end": m.end, "qtime": m.qtime,
+         "status": m.status}
+        for m in messages
+    ]  # fmt: skip
+    rows_d = [
+        {"host": host, "delivery": d.delivery, "id": d.started.id if d.started else None,
+         "channel": d.started.channel if d.started else None,
+         "recipient": d.started.recipient if d.started else None, "outcome": d.outcome,
+         "start": d.start, "end": d.end, "ddelay": d.ddelay, "xdelay": d.xdelay}
+        for host, b in books.items()
+        for d in b.deliveries
+    ]  # fmt: skip
+    rows_p = [{"host": name, **row} for name, h in world.hosts.items() for row in h.ps()]
+    return {"messages": rows_m, "deliveries": rows_d, "processes": rows_p}
+
+
+def result_of(world: World) -> tuple[dict, Callable[[], dict]]:
+    """(summary, a function making the tables) of a finished run."""
+    books = ledgers(world)
+    messages = join(books, world.clients.outcomes)
+    return summarize(world, books, messages), lambda: tables(world, books, messages)
