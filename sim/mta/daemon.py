@@ -6,12 +6,18 @@ each in its own OS process: tcpserver (which forks one qmail-smtpd per connectio
 qmail-start (which wires up qmail-send and its helpers). The supervisor writes
 `run/mta.pid`; tcpserver's `-1` reports the port it listens on, so `start` returns only once
 the MTA accepts connections. Logs and the trace live under `log/`.
+
+For tests, QMAILSIM_SMTP_FSIZE=<bytes> in the environment makes the receiving side behave as
+on a full disk: tcpserver, and so every qmail-smtpd and qmail-queue it starts, gets that
+RLIMIT_FSIZE (soft limit only) with SIGXFSZ ignored, so a write past it fails with EFBIG.
+Raising the soft limit of the running tcpserver (`prlimit`) gives the space back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import select
 import signal
 import sys
@@ -28,6 +34,7 @@ from sim.qmail.errors import BadInput
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
+SMTP_FSIZE_ENV = "QMAILSIM_SMTP_FSIZE"
 
 
 class _Stop(Exception):
@@ -205,6 +212,11 @@ def _supervise(
                 os.chdir(paths.home)
                 if stdout is not None:
                     os.dup2(stdout, 1)
+                # A program starts with fds 0-2 and the trace only, as under a boot script.
+                os.closerange(3, trace_w)
+                os.closerange(trace_w + 1, 4096)
+                if prog == "tcpserver":
+                    _limit_file_size(base_env.get(SMTP_FSIZE_ENV, ""))
                 kernel = RealKernel(resolve, host=host, trace_fd=trace_w, exec_mode=exec_mode)
                 status = kernel.run(prog, argv, env, user=user)
             except BaseException as exc:  # our bug: say so in the log, exit as qmail does
@@ -215,6 +227,15 @@ def _supervise(
     os.close(ready_w)
     os.close(trace_w)
     return _wait_for_term(children, collector, paths)
+
+
+def _limit_file_size(value: str) -> None:
+    """QMAILSIM_SMTP_FSIZE: files this process (and its children) write stop at that size."""
+    if not value.strip():
+        return
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death, as a full disk
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(value), hard))
 
 
 def _argv_for(
