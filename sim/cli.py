@@ -62,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the main job on the embedded default")
-    demo.add_argument("--keep", metavar="DIR", type=Path, help="build the demo's home in DIR")
+    demo.add_argument("--keep", metavar="DIR", type=Path, help="keep what the demo makes in DIR")
+    demo.add_argument(
+        "--live", action="store_true", help="one message through the real mini-MTA instead"
+    )
+    demo.add_argument(
+        "--no-tui", dest="tui", action="store_false", default=None, help="print only, no UI"
+    )
 
     run = commands.add_parser(
         "run", help="run a scenario in the model (virtual time) and print its summary"
@@ -151,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command in (None, "demo"):
         from sim.demo import demo
 
-        return demo(getattr(args, "keep", None))
+        return demo(
+            getattr(args, "keep", None), getattr(args, "live", False), getattr(args, "tui", None)
+        )
     if args.command == "run":
         from sim import run_cli
 

@@ -1,14 +1,18 @@
-"""`qmailsim demo`: one message through qmail's programs, live on loopback, narrated.
+"""`qmailsim demo`: the main job on the embedded default scenario, and a live walk-through.
 
-It lays out a qmail home (in a temporary directory unless `--keep DIR`), starts the mini-MTA
-on a free port, sends a message with Python's smtplib, waits until it is delivered (or left
-in the queue), prints the story the trace tells, and stops the MTA.
+By default the model runs the embedded default scenario (a few local and remote messages,
+one bounce, one deferral and its retry), prints the summary, and opens the terminal UI on
+its trace when the output is a terminal (`--no-tui` to skip). `--live` instead lays out a
+qmail home, starts the real mini-MTA on a free loopback port, sends one message with
+smtplib, waits for its delivery, prints the story the trace tells, and stops the MTA.
+`--keep DIR` keeps what the demo made (the trace, or the qmail home) in DIR.
 """
 
 from __future__ import annotations
 
 import json
 import smtplib
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,13 +71,36 @@ def run_demo(home: Path) -> int:
     else:
         queued = list((home / "queue" / "todo").iterdir())
         print(f"5. not delivered within {DELIVERY_WAIT:.0f} s; {len(queued)} message(s) in todo/")
-    print(f"   the trace is {home / 'log' / 'trace.jsonl'} (keep it: qmailsim demo --keep DIR)")
+    print("   keep the qmail home and its trace with: qmailsim demo --live --keep DIR")
     return 0 if delivered else 1
 
 
-def demo(keep: Path | None = None) -> int:
-    """Run the demo; with `keep`, build the qmail home there and leave it for exploring."""
+def model_demo(directory: Path, tui: bool) -> int:
+    """The default scenario in the model; the summary; the TUI on its trace."""
+    from sim.run import run
+    from sim.run_cli import format_summary
+
+    directory.mkdir(parents=True, exist_ok=True)
+    trace = directory / "default-trace.jsonl"
+    print("qmailsim demo: the embedded default scenario, in the model (virtual time)")
+    result = run(None, trace=str(trace), keep_trace=False)
+    print("\n".join(format_summary(result.summary, result.scenario.description)))
+    if not tui:
+        print("\nThe terminal UI opens when the demo runs in a terminal. Or keep the trace with")
+        print("`qmailsim demo --keep DIR` and open it: `qmailsim tui DIR/default-trace.jsonl`.")
+        return 0
+    import argparse
+
+    from tui import cli as tui_cli
+
+    return tui_cli.run(argparse.Namespace(trace=trace, follow=False, speed=4.0))
+
+
+def demo(keep: Path | None = None, live: bool = False, tui: bool | None = None) -> int:
+    """Run the demo; with `keep`, leave what it made there for exploring."""
+    if tui is None:
+        tui = sys.stdin.isatty() and sys.stdout.isatty()
     if keep is not None:
-        return run_demo(keep)
+        return run_demo(keep) if live else model_demo(keep, tui)
     with tempfile.TemporaryDirectory(prefix="qmailsim-demo-") as tmp:
-        return run_demo(Path(tmp) / "qmail")
+        return run_demo(Path(tmp) / "qmail") if live else model_demo(Path(tmp), tui)

@@ -1,0 +1,31 @@
+"""`qmailsim demo`, headless: the model lesson's summary, and the live walk-through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sim.demo import demo
+
+
+def test_model_demo_prints_the_lesson_and_keeps_its_trace(tmp_path: Path, capsys) -> None:
+    assert demo(tmp_path, live=False, tui=False) == 0
+    out = capsys.readouterr().out
+    assert "messages    injected 10 = delivered 9 + bounced 1 + still queued 0" in out
+    assert "1 deferred" in out
+    trace = (tmp_path / "default-trace.jsonl").read_text().splitlines()
+    assert '"kind":"trace"' in trace[0].replace(" ", "")
+    assert len(trace) > 1000
+
+
+def test_live_demo_delivers_one_message_and_tells_its_story(tmp_path: Path, capsys) -> None:
+    assert demo(tmp_path / "q", live=True, tui=False) == 0
+    out = capsys.readouterr().out
+    assert "forks qmail-queue" in out and "replies 250 ok" in out
+    assert "5. delivered: home/alice/Maildir/new/" in out
+    (delivered,) = (tmp_path / "q" / "home" / "alice" / "Maildir" / "new").iterdir()
+    assert delivered.read_bytes().startswith(b"Return-Path: <bob@example.test>\n")
+
+
+pytestmark = pytest.mark.timeout(120)
