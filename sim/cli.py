@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("home", type=Path, metavar="QMAILDIR")
     start.add_argument("--smtp", type=_hostport, default=("127.0.0.1", 2525), metavar="HOST:PORT")
     start.add_argument(
+        "--pop3",
+        type=_hostport,
+        metavar="HOST:PORT",
+        help="also serve POP3 there (qmail-popup, checkpassword, qmail-pop3d)",
+    )
+    start.add_argument(
         "--smtp-env",
         type=_assignment,
         action="append",

@@ -55,8 +55,12 @@ def do_start(args: argparse.Namespace) -> int:
         exec_mode=args.exec_mode,
         foreground=args.foreground,
         programs=("mta-monolith",) if args.monolith else ("tcpserver", "qmail-start"),
+        pop3=args.pop3,
     )
     print(f"qmailsim: MTA running (pid {pid}); SMTP on {args.smtp[0]}:{port}; logs in {home}/log")
+    if args.pop3:
+        pop3 = (home / "run" / "pop3").read_text().strip()
+        print(f"qmailsim: POP3 on {pop3}; passwords in {home}/etc/pop3passwd")
     return 0
 
 

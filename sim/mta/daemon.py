@@ -68,6 +68,10 @@ class Paths:
         return self.run / "smtp"
 
     @property
+    def pop3file(self) -> Path:
+        return self.run / "pop3"
+
+    @property
     def trace(self) -> Path:
         return self.log / "trace.jsonl"
 
@@ -118,8 +122,13 @@ def start(
     exec_mode: bool = False,
     foreground: bool = False,
     programs: Sequence[str] = ("tcpserver", "qmail-start"),
+    pop3: tuple[str, int] | None = None,
 ) -> tuple[int, int]:
-    """Start the MTA; returns (supervisor pid, SMTP port) once it accepts connections."""
+    """Start the MTA; returns (supervisor pid, SMTP port) once it accepts connections.
+
+    With `pop3`, a second tcpserver serves POP3 there (qmail-popup, checkpassword,
+    qmail-pop3d); its port is written to run/pop3.
+    """
     paths = Paths(home.resolve())
     host = me_of(paths.home)
     if pid := running_pid(paths):
@@ -127,9 +136,14 @@ def start(
     paths.run.mkdir(exist_ok=True)
     paths.log.mkdir(exist_ok=True)
     ready_r, ready_w = os.pipe()
+    listen = {"smtp": (smtp, ready_w)}
+    if pop3 is not None:
+        pop3_r, pop3_w = os.pipe()
+        listen["pop3"] = (pop3, pop3_w)
+        programs = (*programs, "tcpserver-pop3")
     if foreground:
         os.close(ready_r)
-        _supervise(paths, host, smtp, dict(smtp_env), ready_w, exec_mode, programs)
+        _supervise(paths, host, listen, dict(smtp_env), exec_mode, programs)
         return os.getpid(), smtp[1]
     pid = os.fork()
     if pid == 0:
@@ -139,13 +153,16 @@ def start(
             os.setsid()
             if os.fork():  # the supervisor is a grandchild: no zombie, no controlling tty
                 os._exit(0)
-            status = _supervise(paths, host, smtp, dict(smtp_env), ready_w, exec_mode, programs)
+            status = _supervise(paths, host, listen, dict(smtp_env), exec_mode, programs)
         finally:
             os._exit(status)
-    os.close(ready_w)
+    for _, write in listen.values():
+        os.close(write)
     os.waitpid(pid, 0)
     port = _await_ready(ready_r, paths)
     paths.smtpfile.write_text(f"{smtp[0]}:{port}\n")
+    if pop3 is not None:
+        paths.pop3file.write_text(f"{pop3[0]}:{_await_ready(pop3_r, paths)}\n")
     return running_pid(paths) or 0, port
 
 
@@ -172,9 +189,8 @@ def _await_ready(ready_r: int, paths: Paths) -> int:
 def _supervise(
     paths: Paths,
     host: str,
-    smtp: tuple[str, int],
+    listen: dict[str, tuple[tuple[str, int], int]],
     smtp_env: dict[str, str],
-    ready_w: int,
     exec_mode: bool,
     programs: Sequence[str],
 ) -> int:
@@ -191,7 +207,8 @@ def _supervise(
     collector = os.fork()
     if collector == 0:
         os.close(trace_w)
-        os.close(ready_w)
+        for _, write in listen.values():
+            os.close(write)
         collect(trace_r, paths.trace, host)
         os._exit(0)
     os.close(trace_r)
@@ -204,7 +221,7 @@ def _supervise(
             base_env[name] = value
     children: dict[int, str] = {}
     for prog in programs:
-        argv, env, user, stdout = _argv_for(prog, paths, smtp, smtp_env, base_env, ready_w)
+        run, argv, env, user, stdout = _argv_for(prog, paths, listen, smtp_env, base_env)
         pid = os.fork()
         if pid == 0:
             status = 111
@@ -218,13 +235,14 @@ def _supervise(
                 if prog == "tcpserver":
                     _limit_file_size(base_env.get(SMTP_FSIZE_ENV, ""))
                 kernel = RealKernel(resolve, host=host, trace_fd=trace_w, exec_mode=exec_mode)
-                status = kernel.run(prog, argv, env, user=user)
+                status = kernel.run(run, argv, env, user=user)
             except BaseException as exc:  # our bug: say so in the log, exit as qmail does
                 print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
             finally:
                 os._exit(status & 0xFF)
         children[pid] = prog
-    os.close(ready_w)
+    for _, write in listen.values():
+        os.close(write)
     os.close(trace_w)
     return _wait_for_term(children, collector, paths)
 
@@ -241,22 +259,39 @@ def _limit_file_size(value: str) -> None:
 def _argv_for(
     prog: str,
     paths: Paths,
+    listen: dict[str, tuple[tuple[str, int], int]],
+    smtp_env: dict[str, str],
+    base_env: dict[str, str],
+) -> tuple[str, list[str], dict[str, str], str, int | None]:
+    """How the boot script runs each long-running program: program, argv, env, account, fd 1."""
+    smtp, ready_w = listen["smtp"]
+    if prog == "tcpserver-pop3":  # qmail-popup must start as root: checkpassword setuids
+        (host, port), pop3_w = listen["pop3"]
+        argv = ["-1", "-c", "40", host, str(port), "qmail-popup", me_of(paths.home)]
+        argv += ["checkpassword", "qmail-pop3d", "Maildir"]
+        return "tcpserver", argv, dict(base_env), "root", pop3_w
+    run, argv, env, user, stdout = prog, *_smtp_side(prog, paths, smtp, smtp_env, base_env)
+    return run, argv, env, user, (ready_w if stdout else None)
+
+
+def _smtp_side(
+    prog: str,
+    paths: Paths,
     smtp: tuple[str, int],
     smtp_env: dict[str, str],
     base_env: dict[str, str],
-    ready_w: int,
-) -> tuple[list[str], dict[str, str], str, int | None]:
-    """How the boot script runs each long-running program: argv, environment, account, fd 1."""
+) -> tuple[list[str], dict[str, str], str, bool]:
+    """argv, environment, account, and whether fd 1 reports the SMTP port."""
     if prog == "tcpserver":
         argv = ["-1", "-c", str(concurrency_incoming(paths.home))]
         if paths.rules.exists():
             argv += ["-x", str(paths.rules)]
         argv += ["-u", "qmaild", "-l", me_of(paths.home), smtp[0], str(smtp[1]), "qmail-smtpd"]
-        return argv, {**base_env, **smtp_env}, "root", ready_w
+        return argv, {**base_env, **smtp_env}, "root", True
     if prog == "qmail-start":
-        return ["./Maildir/", "splogger", "qmail"], dict(base_env), "root", None
+        return ["./Maildir/", "splogger", "qmail"], dict(base_env), "root", False
     if prog == "mta-monolith":  # the comparison: one root daemon, no qmail programs
-        return ["-1", smtp[0], str(smtp[1])], {**base_env, **smtp_env}, "root", ready_w
+        return ["-1", smtp[0], str(smtp[1])], {**base_env, **smtp_env}, "root", True
     raise MtaError(f"no way to start {prog}")
 
 

@@ -15,6 +15,7 @@ root, so every file belongs to the invoking user; modes are qmail's.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,8 @@ def summary(entries: Sequence[Entry]) -> list[str]:
     out.append(f"alias/: .qmail-{', .qmail-'.join(ALIASES)} -> alias/Maildir/")
     users = [e.user for e in parse_assign(files["users/assign"]) if not e.wildcard]
     out.append(f"users/assign: {', '.join(users) if users else '(no users)'}; etc/passwd: alias")
+    if users:
+        out.append(f"etc/pop3passwd: a POP3 password for {', '.join(users)} (mode 600)")
     return out
 
 
@@ -164,4 +167,27 @@ def init_home(
         elif entry.replace or not target.exists():
             target.write_bytes(entry.data)
         target.chmod(entry.mode)
+    _pop3_passwords(path, entries)
     return summary(entries)
+
+
+POP3PASSWD = "etc/pop3passwd"
+
+
+def _pop3_passwords(path: Path, entries: Sequence[Entry]) -> None:
+    """etc/pop3passwd for checkpassword: a random password per user, kept across inits."""
+    files = {e.path: e.data.decode("latin-1") for e in entries if e.kind == "file"}
+    users = [e for e in parse_assign(files["users/assign"]) if not e.wildcard]
+    target = path / POP3PASSWD
+    old = {}
+    if target.exists():
+        for line in target.read_text(encoding="latin-1").splitlines():
+            fields = line.split(":")
+            if len(fields) == 5:
+                old[fields[0]] = fields[1]
+    lines = [
+        f"{u.user}:{old.get(u.user) or secrets.token_urlsafe(9)}:{u.uid}:{u.gid}:{u.home}"
+        for u in users
+    ]
+    target.write_text("".join(line + "\n" for line in lines), encoding="latin-1")
+    target.chmod(0o600)

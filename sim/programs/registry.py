@@ -30,6 +30,9 @@ PROGRAMS: dict[str, tuple[str, str | None]] = {
     "dnsip": ("sim.programs.dnsip:main", None),
     "dnsmx": ("sim.programs.dnsmx:main", None),
     "mta-monolith": ("sim.programs.monolith:main", None),
+    "qmail-popup": ("sim.programs.qmail_popup:main", None),
+    "checkpassword": ("sim.programs.checkpassword:main", None),
+    "qmail-pop3d": ("sim.programs.qmail_pop3d:main", None),
 }
 
 
