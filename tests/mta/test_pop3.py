@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import poplib
-import time
 import smtplib
+import time
 from pathlib import Path
 
 import pytest
