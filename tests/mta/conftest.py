@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from sim.mta import daemon
 from sim.mta.home import init_home
+from sim.mta.runner import program_env, run_program
 
 WAIT = 15.0  # seconds any condition may take before a test fails
 
@@ -63,6 +65,21 @@ class Mta:
     def connect(self) -> socket.socket:
         """A raw client socket with a timeout."""
         return socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
+
+
+def run_with_stdin(home: Path, prog: str, args: list[str], stdin: bytes) -> int:
+    """Run a qmail program (qmail-inject, sendmail) as `mta inject` does, `stdin` on its fd 0."""
+    read, write = os.pipe()
+    os.write(write, stdin)
+    os.close(write)
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    os.close(read)
+    try:
+        return run_program(home, prog, args, env=program_env(home))
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
 
 
 def start_mta(home: Path, programs: tuple[str, ...] = ("tcpserver",), **env: str) -> Mta:

@@ -3,15 +3,13 @@ interaction that is not an edge, and every program runs under the account the gr
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from sim.arch import build_graph, check_trace, check_uids
 from sim.mta import daemon
-from sim.mta.runner import program_env, run_program
-from tests.mta.conftest import WAIT, Mta, wait_for
+from tests.mta.conftest import WAIT, Mta, run_with_stdin, wait_for
 
 EVERY_PROGRAM = {
     "tcpserver", "qmail-smtpd", "qmail-queue", "qmail-inject", "sendmail", "qmail-start",
@@ -21,17 +19,7 @@ EVERY_PROGRAM = {
 
 
 def sendmail(home: Path, *args: str, message: bytes) -> int:
-    read, write = os.pipe()
-    os.write(write, message)
-    os.close(write)
-    saved = os.dup(0)
-    os.dup2(read, 0)
-    os.close(read)
-    try:
-        return run_program(home, "sendmail", list(args), env=program_env(home))
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
+    return run_with_stdin(home, "sendmail", list(args), message)
 
 
 def test_a_run_of_every_program_is_all_edges_of_the_graph(make_home, monkeypatch) -> None:

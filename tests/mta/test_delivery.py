@@ -6,7 +6,6 @@ runs a thousand times faster (QMAILSIM_TIMESCALE=0.001: the first remote retry a
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
 import socket
@@ -16,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from sim.mta import daemon
-from sim.mta.runner import program_env, run_program
 from sim.qmail.bounce import parse_bounce
-from tests.mta.conftest import WAIT, Mta, start_mta, wait_for
+from tests.mta.conftest import WAIT, Mta, run_with_stdin, start_mta, wait_for
 
 FULL = ("tcpserver", "qmail-start")
 NO_MAILBOX = "Sorry, no mailbox here by that name. (#5.1.1)"
@@ -64,20 +62,7 @@ def inject(
     home: Path, sender: str, *recipients: str, body: bytes = b"Subject: t\n\nbody\n"
 ) -> None:
     """qmailsim mta inject, in a child process with the message on its stdin."""
-    read, write = os.pipe()
-    os.write(write, body)
-    os.close(write)
-    saved = os.dup(0)
-    os.dup2(read, 0)
-    os.close(read)
-    try:
-        assert (
-            run_program(home, "qmail-inject", ["-f", sender, *recipients], env=program_env(home))
-            == 0
-        )
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
+    assert run_with_stdin(home, "qmail-inject", ["-f", sender, *recipients], body) == 0
 
 
 def test_smtp_to_a_local_maildir_with_qmails_header_lines(make_home, started) -> None:
