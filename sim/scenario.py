@@ -22,6 +22,7 @@ from sim.qmail.errors import BadInput
 DETAILS = ("teaching", "fast")
 WORKLOADS = ("message", "poisson", "burst", "trace", "sendlog")
 FAULTS = ("remote-down", "host-crash", "kill", "slow-disk", "full-disk")
+MTAS = ("qmail", "monolith")  # what a host runs: qmail's programs, or mta-monolith as root
 DEFAULT_NAME = "default.toml"
 
 
@@ -31,7 +32,11 @@ class ScenarioError(BadInput):
 
 @dataclass(frozen=True, slots=True)
 class Host:
-    """One qmail host: its name (control/me), users, control files and .qmail files."""
+    """One host: its name (control/me), users, control files, .qmail files, and its MTA.
+
+    `mta = "monolith"` boots `mta-monolith` (one root daemon) instead of qmail's programs,
+    for comparing the two designs on the same workload.
+    """
 
     name: str
     users: tuple[str, ...] = ()
@@ -40,6 +45,7 @@ class Host:
     costs: Mapping[str, float] = field(default_factory=dict)
     cores: int = 2
     disks: int = 1
+    mta: str = "qmail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +211,13 @@ def _costs(c: _Checker, table: Any, path: str) -> dict[str, float]:
 
 
 def _host(c: _Checker, t: Mapping[str, Any], path: str) -> Host:
-    c.unknown(t, {"name", "users", "control", "dotqmail", "costs", "cores", "disks"}, path)
+    c.unknown(t, {"name", "users", "control", "dotqmail", "costs", "cores", "disks", "mta"}, path)
     name = c.get(t, "name", path, str, _REQUIRED)
+    mta = c.get(t, "mta", path, str, "qmail")
+    if mta not in MTAS:
+        raise c.fail(f"{path}.mta", f"must be one of {', '.join(MTAS)}, not {mta!r}")
+    if mta == "monolith" and t.get("dotqmail"):
+        raise c.fail(f"{path}.dotqmail", "the monolith reads no .qmail files; remove them")
     control = {}
     for key, value in c.get(t, "control", path, dict, {}).items():
         text = _control_text(value)
@@ -231,6 +242,7 @@ def _host(c: _Checker, t: Mapping[str, Any], path: str) -> Host:
         costs=_costs(c, t.get("costs", {}), f"{path}.costs"),
         cores=cores,
         disks=disks,
+        mta=mta,
     )
 
 
@@ -250,7 +262,9 @@ def _remote(c: _Checker, t: Mapping[str, Any], path: str) -> Remote:
     return Remote(domains, c.number(t, "latency", path, 0.05), *mix)
 
 
-def _workload(c: _Checker, t: Mapping[str, Any], path: str, hosts: set[str]) -> Workload:
+def _workload(
+    c: _Checker, t: Mapping[str, Any], path: str, hosts: set[str], monoliths: set[str]
+) -> Workload:
     allowed = {
         "kind",
         "host",
@@ -278,6 +292,8 @@ def _workload(c: _Checker, t: Mapping[str, Any], path: str, hosts: set[str]) -> 
     via = c.get(t, "via", path, str, "smtp")
     if via not in ("smtp", "inject"):
         raise c.fail(f"{path}.via", f"must be smtp or inject, not {via!r}")
+    if via == "inject" and host in monoliths:
+        raise c.fail(f"{path}.via", f"{host} runs the monolith, which takes mail by SMTP only")
     if kind in ("trace", "sendlog") and not t.get("file"):
         raise c.fail(f"{path}.file", f'a {kind} workload reads a file: give file = "..."')
     return Workload(
@@ -335,6 +351,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     names = {h.name for h in hosts}
     if len(names) != len(hosts):
         raise c.fail("host[0].name", "two hosts have the same name")
+    monoliths = {h.name for h in hosts if h.mta == "monolith"}
     return Scenario(
         name=c.get(head, "name", "scenario", str, Path(source).stem),
         description=c.get(head, "description", "scenario", str, ""),
@@ -346,7 +363,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
             _remote(c, t, f"remote[{i}]") for i, t in enumerate(_tables(c, data, "remote"))
         ),
         workloads=tuple(
-            _workload(c, t, f"workload[{i}]", names)
+            _workload(c, t, f"workload[{i}]", names, monoliths)
             for i, t in enumerate(_tables(c, data, "workload"))
         ),
         faults=tuple(_fault(c, t, f"fault[{i}]") for i, t in enumerate(_tables(c, data, "fault"))),

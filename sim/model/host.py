@@ -4,7 +4,10 @@ The home is `sim.mta.home.layout`'s, the very entries `qmailsim mta init` writes
 rooted at /var/qmail, then the scenario's control and .qmail files on top. Booting does what
 `sim.mta.daemon` does for the live MTA: tcpserver as root (`-1 -c N -u qmaild -l ME IP 25
 qmail-smtpd`, with `-x etc/tcp.smtp` if the scenario gives rules) and `qmail-start ./Maildir/
-splogger qmail` as root, with QMAILHOME and PATH, in the home. A crash powers the kernel off,
+splogger qmail` as root, with QMAILHOME and PATH, in the home; a host with `mta = "monolith"`
+boots `mta-monolith -1 IP 25` as root instead, as `mta start --monolith` does. The monolith
+writes no qmail-send log, so the host keeps its `queue` and `delivery` notes (and the ends of
+its sleeps) in `notes`, whether or not the run keeps a trace. A crash powers the kernel off,
 keeps what the disk holds (`MemFS.crash`), and boots a new kernel on it: the same programs
 then recover the queue as qmail does. The CPU and disk resources count their busy time.
 """
@@ -35,6 +38,7 @@ PATH = "/usr/bin:/bin"
 LOG_DIR = "log"
 SEND_LOG = f"{LOG_DIR}/qmail-send.log"
 RULES = "etc/tcp.smtp"
+MONOLITH_NOTES = frozenset({"queue", "delivery", "sleep"})  # what `sim.model.ledger` reads
 
 
 class BusyResource(simpy.Resource):
@@ -119,6 +123,8 @@ def _write_durable(fs: MemFS, path: str, data: bytes, mode: int = 0o644) -> None
 
 def boot_commands(fs: MemFS, host: Host, ip: str, root: str = ROOT) -> list[tuple[str, list[str]]]:
     """(program, argv) of the boot script, as `sim.mta.daemon._argv_for` starts the live MTA."""
+    if host.mta == "monolith":
+        return [("mta-monolith", ["-1", ip, str(SMTP_PORT)])]
     limit = TCPSERVER_MAX_CONNECTIONS
     text = host.control.get("concurrencyincoming", "").split("\n", 1)[0].strip()
     if text.isascii() and text.isdigit() and int(text) > 0:
@@ -156,6 +162,7 @@ class SimHost:
         build_home(self.fs, host)
         self.kernels: list[SimKernel] = []
         self.logs: list[bytes] = []  # qmail-send's log of earlier boots (kept by "syslog")
+        self.notes: list[dict] = []  # a monolith's queue, delivery and sleep events, all boots
         self.retired: list[tuple] = []  # ps rows (values) of processes long gone
         self.retired_keys: tuple[str, ...] = ()
         self.disk_factor = 1.0
@@ -174,7 +181,7 @@ class SimHost:
             self.resolve,
             host=self.name,
             costs=self._costs(),
-            trace=self.trace,
+            trace=self._observe if self.spec.mta == "monolith" else self.trace,
             cores=self.spec.cores,
             disks=self.spec.disks,
             seed=self.seed + len(self.kernels),
@@ -192,6 +199,13 @@ class SimHost:
         env_vars = {"PATH": PATH, "QMAILHOME": ROOT}
         for prog, argv in boot_commands(self.fs, self.spec, self.ip):
             kernel.spawn(prog, argv, env_vars, "root", ROOT)
+
+    def _observe(self, event: dict) -> None:
+        """A monolith's trace: keep what its ledger needs, pass everything on."""
+        if event["kind"] in MONOLITH_NOTES:
+            self.notes.append(event)
+        if self.trace is not None:
+            self.trace(event)
 
     def retire(self, before: float) -> None:
         """Move processes that exited before `before` from the kernels' tables to `retired`.

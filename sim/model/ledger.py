@@ -11,16 +11,27 @@ A message's status: `delivered` when it left the queue (`end msg`) with every re
 successful; `bounced` when it left the queue after a permanent failure made a bounce (or a
 triple bounce was discarded); `queued` while it has no `end msg`, including a message accepted
 but not yet preprocessed (no `new msg` yet).
+
+A monolith host (`mta = "monolith"`) writes no qmail-send log; its ledger comes from the
+notes it makes (`monolith_ledger`): a message is born at its `queue` note (its qp is the pid
+that made it, the pid its `250 ok` names), and each `delivery` note is one delivery that ran
+from the process's previous mark (note or sleep) to the note. The connection's own process
+delivers the message it just queued; a retry by the queue runner belongs to the oldest
+message still waiting for that recipient. The monolith makes no bounces: a message with a
+permanent failure counts as `bounced` all the same (it left the queue undelivered).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sim.model.clients import Outcome
 from sim.model.logs import log_lines
-from sim.qmail.sendlog import BounceMsg, InfoMsg, TripleBounce
-from sim.qmail.sendlog_metrics import DeliveryStats, LogSummary, analyze
+from sim.qmail.routing import RoutingConfig, rewrite
+from sim.qmail.sendlog import BounceMsg, InfoMsg, StartingDelivery, TripleBounce
+from sim.qmail.sendlog_metrics import DeliveryStats, LogSummary, MessageStats, analyze
+
+MONOLITH_OUTCOMES = {"ok": "success", "defer": "deferral", "fail": "failure"}
 
 
 @dataclass(slots=True)
@@ -90,6 +101,60 @@ def host_ledger(host: str, log: bytes, epoch: float) -> HostLedger:
             host, m.id, origin, None, m.sender, m.size, qp, m.birth, m.end, x.get("bounced", False)
         )
     return HostLedger(host, summary, list(messages.values()))
+
+
+def monolith_ledger(
+    host: str, notes: list[dict], locals_: tuple[str, ...], waiting: set[int]
+) -> HostLedger:
+    """A monolith host's ledger from its `queue`, `delivery` and `sleep` events, in order.
+
+    `waiting` holds the qp of every message still in the monolith's queue/todo/ at the end
+    (its files are named `qp.serial.time`): the disk, not the notes, says what is queued.
+    """
+    routing = RoutingConfig(locals=locals_)
+    mark: dict[int, float] = {}  # pid -> when its current step began
+    current: dict[int, Message] = {}  # connection pid -> the message it queued last
+    messages: list[Message] = []
+    left: dict[int, set[str]] = {}  # message id -> recipients deferred so far
+    deliveries: list[DeliveryStats] = []
+    for event in notes:
+        pid, t, kind = event["pid"], event["t"], event["kind"]
+        if kind == "queue":
+            current[pid] = Message(host, len(messages) + 1, "relay", qp=pid, birth=t)
+            messages.append(current[pid])
+            left[len(messages)] = set()
+        elif kind == "delivery":
+            m = current.get(pid)
+            if m is None:  # the queue runner: the oldest message still waiting for them
+                m = next((x for x in messages if event["recipient"] in left[x.id or 0]), None)
+            deliveries.append(_monolith_delivery(event, mark.get(pid), m, left, routing))
+            deliveries[-1] = replace(deliveries[-1], delivery=len(deliveries))
+        mark[pid] = t
+    for m in messages:
+        m.end = None if m.qp in waiting else (m.end if m.end is not None else m.birth)
+    stats = tuple(MessageStats(m.id or 0, m.birth, m.end) for m in messages)
+    return HostLedger(host, LogSummary(stats, tuple(deliveries), (), {}), messages)
+
+
+def _monolith_delivery(
+    event: dict,
+    start: float | None,
+    m: Message | None,
+    left: dict[int, set[str]],
+    routing: RoutingConfig,
+) -> DeliveryStats:
+    """One `delivery` note as a delivery record; its result noted on its message `m`."""
+    recipient, t = event["recipient"], event["t"]
+    outcome = MONOLITH_OUTCOMES.get(event["outcome"], "deferral")
+    if m is not None:
+        waits = left[m.id or 0]
+        waits.discard(recipient)
+        if outcome == "deferral":
+            waits.add(recipient)
+        m.end, m.bounced = t, m.bounced or outcome == "failure"
+    channel = rewrite(recipient, routing).channel
+    started = StartingDelivery(0, m.id or 0 if m else 0, channel, recipient)
+    return DeliveryStats(0, outcome, start, t, m.birth if m else None, started)  # type: ignore[arg-type]
 
 
 def join(ledgers: dict[str, HostLedger], outcomes: list[Outcome]) -> list[Message]:

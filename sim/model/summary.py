@@ -7,6 +7,8 @@ Latencies are qmailanalog's, over every message and delivery in the hosts' logs 
 included): `qtime` from `new msg` to `end msg`, `ddelay` from `starting delivery` to its
 result, `xdelay` from `new msg` to the delivery's result; each as count, p50, p90, p99 (nearest
 rank) and max, in seconds. Utilisation is busy time over capacity times the run's length.
+A monolith host has no qmail-send log: its ledger comes from its notes (`monolith_ledger`),
+and its queue is the flat queue/todo/ it keeps itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim.model.host import ROOT
-from sim.model.ledger import HostLedger, Message, host_ledger, join
+from sim.model.ledger import HostLedger, Message, host_ledger, join, monolith_ledger
 
 if TYPE_CHECKING:
     from sim.model.world import World
@@ -36,12 +38,34 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
 
 
 def ledgers(world: World) -> dict[str, HostLedger]:
-    """Each host's log over all its boots, analysed."""
-    return {name: host_ledger(name, h.all_logs(), world.epoch) for name, h in world.hosts.items()}
+    """Each host's log over all its boots, analysed (a monolith's notes, for a monolith)."""
+    books = {}
+    for name, h in world.hosts.items():
+        if h.spec.mta == "monolith":
+            locals_ = tuple(h.spec.control.get("locals", "").split()) or (name,)
+            waiting = {int(n.split(".", 1)[0]) for n in _monolith_queue(world, name)}
+            books[name] = monolith_ledger(name, h.notes, locals_, waiting)
+        else:
+            books[name] = host_ledger(name, h.all_logs(), world.epoch)
+    return books
+
+
+def _monolith_queue(world: World, name: str) -> list[str]:
+    """The names of the messages a monolith still holds (queue/todo/qp.serial.time)."""
+    try:
+        names = world.hosts[name].fs.readdir(f"{ROOT}/queue/todo")
+    except OSError:
+        return []
+    return [n for n in names if n.split(".", 1)[0].isdigit()]
 
 
 def _queue_counts(world: World, name: str) -> dict[str, int]:
-    """What qmail-qstat would say at the end: messages in mess/, not yet preprocessed in todo/."""
+    """What qmail-qstat would say at the end: messages in mess/, not yet preprocessed in todo/.
+
+    A monolith has no preprocessing: all it holds is waiting for delivery.
+    """
+    if world.hosts[name].spec.mta == "monolith":
+        return {"messages": len(_monolith_queue(world, name)), "todo": 0}
     fs, queue = world.hosts[name].fs, f"{ROOT}/queue"
     try:
         splits = fs.readdir(f"{queue}/mess")
