@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sim.kernel import effects as fx
+
 DETAILS = ("teaching", "fast")
 NOT_COSTS = ("disk_bandwidth", "net_bandwidth", "loopback_bandwidth", "connect_timeout")
 
@@ -107,6 +109,11 @@ class Costs:
         that set only the costs they measure, and for runs about logic, not time."""
         return cls(**{name: 0.0 for name in DURATIONS})
 
+    def before(self, call: type[fx.Effect]) -> float:
+        """What `call` pays before it runs (see `CALL_COST`)."""
+        name = CALL_COST.get(call, "syscall")
+        return getattr(self, name) if name else 0.0
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> Costs:
         """A copy with some costs replaced; ValueError names any unknown key."""
         names = [f.name for f in dataclasses.fields(self)]
@@ -126,3 +133,13 @@ DURATIONS: tuple[str, ...] = tuple(
     if f.type in (float, "float") and f.name not in NOT_COSTS
 )
 """The fields that are costs in seconds (what `Costs.free` zeroes)."""
+
+CALL_COST: dict[type[fx.Effect], str | None] = {
+    fx.Fork: "fork", fx.Exec: "exec", fx.Exit: "exit", fx.Wait: "wait", fx.Pipe: "pipe",
+    fx.Close: "close", fx.Open: "open", fx.Link: "link", fx.Rename: "rename",
+    fx.Unlink: "unlink", fx.Stat: "stat", fx.Readdir: "readdir", fx.Mkdir: "mkdir",
+    fx.Mkfifo: "mkdir", fx.Listen: "listen", fx.Accept: "accept", fx.Connect: "connect",
+    fx.Note: "note", fx.Read: None, fx.Write: None, fx.Fsync: None, fx.FsyncDir: None,
+}  # fmt: skip
+"""The cost field each call pays before it runs; "syscall" if not listed; None: SimKernel's
+handler charges by kind (file, pipe or socket I/O; fsyncs are all disk time)."""

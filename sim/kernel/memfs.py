@@ -5,16 +5,18 @@ hard links share one inode, whose number (qmail's queue id) comes from one count
 increases, so numbers are deterministic and never repeat. Errors are `OSError`s with the
 errno Linux gives, so the kernel passes them to programs unchanged.
 
-Durability is modelled simply, as qmail's crash-safety argument needs it:
-
-- a file's data survives a crash as it was at its last `fsync` (nothing if never synced);
-- a directory's entries survive as they were at the directory's last `fsync_dir`: a name
-  added since then is lost, a name removed since then comes back.
+Durability follows a metadata journal, as on ext4 (data=ordered) or FFS with synchronous
+metadata: every change of a name (create, link, unlink, rename, mkdir, mkfifo) joins one
+ordered journal; any fsync, of a directory or of a file, commits all of it, and a crash keeps
+the committed changes (never a later one without an earlier one) and each file's data as of
+its own last `fsync` (nothing if never synced). So qmail 1.03, which never fsyncs a
+directory, can still lose the todo/ link qmail-queue makes last when nothing commits the
+journal after it.
 
 `crash()` returns the filesystem a reboot would find. Metadata (mode, owner, times) is kept
-as it is at the crash. A directory reachable twice through stale entries (renamed, then
-only one parent synced) is kept at its first path in sorted order. Permissions are stored
-and reported, never enforced; there are no symlinks and no umask.
+as it is at the crash. Permissions are stored and reported, never enforced; there are no
+symlinks and no umask. A fsynced file's data is one `bytes` object shared with its durable
+copy until the next write.
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ class Inode:
     mtime: float
     atime: float
     nlink: int = 0
-    data: bytearray = field(default_factory=bytearray)
+    data: bytes | bytearray = b""  # bytes once fsynced, shared with durable_data until written
     entries: dict[str, Inode] = field(default_factory=dict)
     durable_data: bytes | None = None
-    durable_entries: dict[str, Inode] = field(default_factory=dict)
+    durable_entries: dict[str, Inode] = field(default_factory=dict)  # as last committed
     dirty: int = 0  # bytes written since the last fsync: what the next one flushes
 
     @property
@@ -100,6 +102,9 @@ class MemFS:
         self.used = 0
         self.next_ino = FIRST_INO
         self.root = Inode(ROOT_INO, "dir", 0o755, 0, 0.0, 0.0, nlink=2)
+        # The journal since the last commit, compacted to the last change of each name (a
+        # commit takes all of it, so only that one matters); None: the name was removed.
+        self.journal: dict[tuple[Inode, str], Inode | None] = {}
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -145,6 +150,7 @@ class MemFS:
 
     def _enter(self, directory: Inode, name: str, node: Inode) -> None:
         directory.entries[name] = node
+        self.journal[directory, name] = node
         node.nlink += 1
         if node.is_dir:
             node.nlink += 1  # its own "."
@@ -153,6 +159,7 @@ class MemFS:
 
     def _remove(self, directory: Inode, name: str) -> Inode:
         node = directory.entries.pop(name)
+        self.journal[directory, name] = None
         node.nlink -= 1
         if node.is_dir:
             node.nlink -= 1
@@ -247,9 +254,10 @@ class MemFS:
         grow = max(0, end - len(node.data))
         if self.capacity is not None and self.used + grow > self.capacity:
             raise fs_error(errno.ENOSPC, f"inode {node.ino}")
-        if offset > len(node.data):
-            node.data.extend(bytes(offset - len(node.data)))
-        node.data[offset:end] = data
+        buf = self._writable(node)
+        if offset > len(buf):
+            buf.extend(bytes(offset - len(buf)))
+        buf[offset:end] = data
         self.used += grow
         node.dirty += len(data)
         node.mtime = self.clock()
@@ -259,24 +267,41 @@ class MemFS:
         """Cut (or zero-extend) a file to `length` bytes."""
         if length < 0:
             raise fs_error(errno.EINVAL, f"inode {node.ino}")
-        old = len(node.data)
+        buf = self._writable(node)
+        old = len(buf)
         if length < old:
-            del node.data[length:]
+            del buf[length:]
         else:
-            node.data.extend(bytes(length - old))
+            buf.extend(bytes(length - old))
         self.used += length - old
         node.dirty += abs(length - old)
         node.mtime = self.clock()
 
+    @staticmethod
+    def _writable(node: Inode) -> bytearray:
+        """The file's data, copied first if it is still shared with what is on disk."""
+        if not isinstance(node.data, bytearray):
+            node.data = bytearray(node.data)
+        return node.data
+
     # -- durability ----------------------------------------------------------------------
 
     def fsync(self, node: Inode) -> None:
-        """Make a file's data, or a directory's entries, survive a crash as they are now."""
-        if node.is_dir:
-            node.durable_entries = dict(node.entries)
-        elif node.kind == "file":
-            node.durable_data = bytes(node.data)
+        """Make a file's data survive a crash as it is now, and commit the journal: every
+        change of a name so far, in any directory, survives too (ext4 with data=ordered)."""
+        if node.kind == "file" and node.durable_data is not node.data:
+            node.data = node.durable_data = bytes(node.data)  # one copy, shared until written
         node.dirty = 0
+        self.commit()
+
+    def commit(self) -> None:
+        """Commit the journal: every name change made so far will survive a crash."""
+        for (directory, name), node in self.journal.items():
+            if node is None:
+                directory.durable_entries.pop(name, None)
+            else:
+                directory.durable_entries[name] = node
+        self.journal.clear()
 
     def crash(self) -> MemFS:
         """The filesystem after a power loss: only what was fsynced (see the module doc)."""
@@ -291,14 +316,11 @@ class MemFS:
         copy = Inode(node.ino, node.kind, node.perm, node.uid, node.mtime, node.atime)
         done[node.ino] = copy
         if node.kind == "file":
-            copy.data = bytearray(node.durable_data or b"")
-            copy.durable_data = bytes(copy.data)
+            copy.data = copy.durable_data = node.durable_data or b""
         if node.is_dir:
             copy.nlink = 2  # its entry in the parent (or the root's own ..) and its "."
             for name in sorted(node.durable_entries):
                 child = node.durable_entries[name]
-                if child.ino in done and child.is_dir:
-                    continue  # a directory reached twice through stale entries
                 survivor = done.get(child.ino) or self._survivor(child, done)
                 copy.entries[name] = survivor
                 if survivor.is_dir:

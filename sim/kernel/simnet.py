@@ -2,12 +2,13 @@
 
 Theory of operation. A `Channel` is one bounded byte stream with reader and writer counts:
 a pipe is one channel, a TCP connection two (one per direction). Anyone waiting on a
-channel waits on its one `changed()` event, fired whenever data, space or the ends change,
-then looks again; so waits compose (`Select` waits on many) and ties resolve in SimPy's
-event order, never by set order. A TCP direction delivers each write after the link's
+channel waits on its one `changed()` event (a `simwait.Waitable`), fired whenever data,
+space or the ends change, then looks again. A pipe or FIFO keeps its data until both ends
+are closed, as Linux does. A TCP direction delivers each write after the link's
 serialisation time and one-way latency; the unread plus in-flight bytes are bounded by the
 socket buffer, which gives TCP's window without its details. A close travels as a FIN
-behind the data; a reader's close is known to the writer at once (no RST round trip).
+behind the data; a reader's close is known to the writer at once (no RST round trip), and
+the data it did not read is dropped.
 
 `Network` keys listeners by (host, port), gives each host an address (10.0.0.N), and lets
 plain SimPy code of the model (clients, remote MTAs) open and accept connections with
@@ -22,71 +23,23 @@ import os
 import random
 import socket
 from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
 
 from sim.kernel.costs import Costs
+from sim.kernel.simwait import Waitable, timed_out, wait_until
 
 Address = tuple[str, int]
 LOOPBACK = "127.0.0.1"
 WILDCARD = ("", "0.0.0.0", "::", "*")
 EPHEMERAL = (32768, 60999)  # Linux's ip_local_port_range
-EPSILON = 1e-12
 
 
 def net_error(code: int, what: str) -> OSError:
     """The OSError (ConnectionRefusedError for ECONNREFUSED, …) for a failed network call."""
     return OSError(code, os.strerror(code), what)
-
-
-def timed_out(what: str = "timed out") -> TimeoutError:
-    """The error a call with a timeout raises, as RealKernel's: ETIMEDOUT."""
-    return TimeoutError(errno.ETIMEDOUT, what)
-
-
-class Waitable:
-    """State that processes wait on: one shared event, fired and renewed on each change."""
-
-    __slots__ = ("_changed", "env")
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self._changed: simpy.Event | None = None
-
-    def changed(self) -> simpy.Event:
-        """An event that fires at the next change (created only when someone waits)."""
-        if self._changed is None:
-            self._changed = self.env.event()
-        return self._changed
-
-    def notify(self) -> None:
-        """Wake everyone waiting; they look again."""
-        if self._changed is not None:
-            event, self._changed = self._changed, None
-            event.succeed()
-
-
-def wait_until(
-    env: simpy.Environment,
-    ready: Callable[[], bool],
-    waitables: Iterable[Waitable],
-    timeout: float | None = None,
-) -> Generator[simpy.Event, Any, None]:
-    """Wait until `ready()`; raises `timed_out()` after `timeout` seconds."""
-    deadline = None if timeout is None else env.now + timeout
-    sources = list(waitables)
-    while not ready():
-        events = [w.changed() for w in sources]
-        if deadline is not None:
-            remaining = deadline - env.now
-            if remaining <= EPSILON:
-                raise timed_out()
-            events.append(env.timeout(remaining))
-        if not events:
-            events = [env.event()]  # nothing can wake us: block forever, as select(2) would
-        yield events[0] if len(events) == 1 else env.any_of(events)
 
 
 class Channel(Waitable):
@@ -187,6 +140,7 @@ class Channel(Waitable):
         """One writer fewer; on TCP the FIN arrives behind the data already sent."""
         if self.latency is None:
             self.writers -= 1
+            self._forget_if_unused()
             self.notify()
             return
         at = max(self.env.now, self.link_free) + self.latency
@@ -198,11 +152,22 @@ class Channel(Waitable):
         self._after(at - self.env.now, fin)
 
     def close_reader(self) -> None:
-        """One reader fewer; with none left, data is dropped and writers get EPIPE."""
+        """One reader fewer; with none left writers get EPIPE, and TCP drops the data.
+
+        A pipe or FIFO keeps its data until both ends are closed, as Linux does: a FIFO's
+        next reader still reads what a writer that is still open wrote before.
+        """
         self.readers -= 1
-        if self.readers == 0:
+        if self.latency is None:
+            self._forget_if_unused()
+        elif self.readers == 0:
             self.buf.clear()
         self.notify()
+
+    def _forget_if_unused(self) -> None:
+        """A pipe or FIFO with no end open loses its data (Linux frees the pipe then)."""
+        if self.readers == 0 and self.writers == 0:
+            self.buf.clear()
 
 
 class Endpoint:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno as errno_mod
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -40,6 +41,14 @@ MAX_LINE = 3800  # below PIPE_BUF (4096): one write, one line, never interleaved
 # Calls too frequent or too dull to show a learner.
 QUIET: frozenset[type[fx.Effect]] = frozenset({fx.Time, fx.Getpid, fx.Select, fx.Seek})
 
+# Calls traced even in SimKernel's "fast" detail: process life, protocol steps, calls that wait.
+ALWAYS: frozenset[type[fx.Effect]] = frozenset(
+    {
+        fx.Note, fx.Fork, fx.Exec, fx.Exit, fx.Wait, fx.Sleep, fx.Select, fx.Kill,
+        fx.Read, fx.Write, fx.Fsync, fx.FsyncDir, fx.Listen, fx.Accept, fx.Connect,
+    }
+)  # fmt: skip
+
 
 def preview(data: bytes, limit: int = PREVIEW) -> str:
     """Bytes as readable text: printable ASCII as is, the rest as escapes; cut at `limit`."""
@@ -48,8 +57,16 @@ def preview(data: bytes, limit: int = PREVIEW) -> str:
     return text + ("…" if len(data) > limit else "")
 
 
+@functools.cache
+def field_names(cls: type) -> tuple[str, ...]:
+    """The field names of a dataclass type, looked up once per type (tracing is hot)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _plain(value: Any) -> Any:
     """A JSON-friendly form of an effect field or a call's result."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value  # the most common, so looked at first
     if isinstance(value, bytes):
         return preview(value)
     if isinstance(value, (tuple, list)):
@@ -57,9 +74,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
+        return {name: _plain(getattr(value, name)) for name in field_names(type(value))}
     return repr(value)
 
 
@@ -73,9 +88,17 @@ def _field_name(name: str) -> str:
     return _RENAME.get(name, name + "_") if name in RESERVED or name in _RENAME else name
 
 
+@functools.cache
+def _layout(cls: type[fx.Effect]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """An effect type's event kind and (field, event key) pairs; environments are left out
+    (they are long; the exec's argv says what matters)."""
+    keys = tuple((name, _field_name(name)) for name in field_names(cls) if name != "env")
+    return cls.__name__.lower(), keys
+
+
 def call_fields(effect: fx.Effect, result: Any = None, error: OSError | None = None) -> dict:
     """The event fields of one system call: its kind, arguments, and result or errno."""
-    kind = type(effect).__name__.lower()
+    kind, keys = _layout(type(effect))
     fields: dict[str, Any] = {"kind": kind}
     if isinstance(effect, fx.Note):
         fields["kind"] = effect.kind
@@ -87,17 +110,16 @@ def call_fields(effect: fx.Effect, result: Any = None, error: OSError | None = N
         if effect.msg is not None:
             fields["msg"] = effect.msg
         return fields
-    for f in dataclasses.fields(effect):
-        value = getattr(effect, f.name)
-        if callable(value):
-            continue
-        if isinstance(value, bytes):
+    for name, key in keys:
+        value = getattr(effect, name)
+        if value is None:
+            if name == "timeout":
+                fields[key] = None
+        elif isinstance(value, bytes):
             fields["n"] = len(value)
             fields["data"] = preview(value)
-        elif f.name == "env":
-            continue  # environments are long; the exec's argv says what matters
-        elif value is not None or f.name == "timeout":
-            fields[_field_name(f.name)] = _plain(value)
+        elif not callable(value):
+            fields[key] = _plain(value)
     if error is not None:
         fields["err"] = errno_mod.errorcode.get(error.errno or 0, type(error).__name__)
     elif isinstance(effect, fx.Read) and isinstance(result, bytes):

@@ -113,10 +113,44 @@ def test_populate_and_dump_round_trip():
 # -- crashes --------------------------------------------------------------------------------
 
 
-def test_file_fsynced_but_directory_not_is_lost_in_a_crash():
+def test_a_new_file_never_fsynced_is_lost_in_a_crash():
     fs = queue()
-    write_file(fs, "/queue/mess/0/7", b"message", sync=True)
-    assert "/queue/mess/0/7" not in fs.crash().dump()
+    write_file(fs, "/queue/mess/0/7", b"message")
+    assert fs.crash().dump() == {}
+
+
+@pytest.mark.parametrize(("fsync_todo", "survives"), [(False, False), (True, True)])
+def test_the_todo_link_made_last_is_lost_unless_something_fsyncs_after_it(fsync_todo, survives):
+    """qmail-queue's last step: its intd file is fsynced, then linked into todo/."""
+    fs = queue()
+    write_file(fs, "/queue/mess/0/7", b"envelope", sync=True)  # its own fd's fsync
+    fs.link("/queue/mess/0/7", "/queue/todo/7")
+    if fsync_todo:
+        fs.fsync(fs.lookup("/queue/todo"))
+    after = fs.crash().dump()
+    assert after["/queue/mess/0/7"] == b"envelope"  # the file's fsync committed its name
+    assert ("/queue/todo/7" in after) is survives
+
+
+def test_a_file_fsync_commits_every_earlier_name_change_as_ext4s_journal_does():
+    fs = queue()
+    write_file(fs, "/queue/todo/6", b"other", sync=True)
+    fs.link("/queue/todo/6", "/queue/mess/0/6")
+    fs.unlink("/queue/todo/6")
+    write_file(fs, "/queue/mess/0/7", b"m", sync=True)  # commits the link and the unlink
+    assert fs.crash().dump() == {"/queue/mess/0/6": b"other", "/queue/mess/0/7": b"m"}
+
+
+def test_a_crash_never_keeps_a_later_unlink_without_the_earlier_ones():
+    """qmail-send unlinks local/ and info/, then qmail-clean mess/; then mess/ is fsynced."""
+    fs = MemFS()
+    names = ["/queue/local/1/254", "/queue/info/1/254", "/queue/mess/1/254"]
+    fs.populate(dict.fromkeys(names, b"x"))
+    for name in names:
+        fs.unlink(name)
+    assert fs.crash().dump() == dict.fromkeys(names, b"x")  # nothing committed yet
+    fs.fsync(fs.lookup("/queue/mess/1"))
+    assert fs.crash().dump() == {}
 
 
 def test_after_fsync_of_the_directory_the_file_survives_with_its_synced_data():
@@ -127,6 +161,17 @@ def test_after_fsync_of_the_directory_the_file_survives_with_its_synced_data():
     after = fs.crash()
     assert after.dump()["/queue/mess/0/7"] == b"message"
     assert after.lookup("/queue/mess/0/7").ino == ino  # the queue id survives too
+
+
+def test_fsynced_data_is_shared_with_the_disk_until_the_next_write():
+    fs = queue()
+    write_file(fs, "/queue/mess/0/7", b"message", sync=True)
+    node = fs.lookup("/queue/mess/0/7")
+    assert node.durable_data is node.data == b"message"  # one copy in memory, not two
+    fs.write(node, 7, b"!")
+    assert (node.data, node.durable_data) == (b"message!", b"message")
+    fs.fsync(fs.lookup("/queue/mess/0"))
+    assert fs.crash().lookup("/queue/mess/0/7").data == b"message"
 
 
 def test_a_synced_name_of_a_never_synced_file_comes_back_empty():
@@ -179,12 +224,12 @@ operations = st.lists(
 
 class Model:
     """What the filesystem should hold: names to inode numbers, inode numbers to bytes,
-    and what each directory's and file's last fsync saw."""
+    the names as the last fsync of anything committed them, and each file's synced data."""
 
     def __init__(self) -> None:
         self.names: dict[str, int] = {}
         self.data: dict[int, bytes] = {}
-        self.synced_names: dict[str, dict[str, int]] = {d: {} for d in DIRS}
+        self.synced_names: dict[str, int] = {}
         self.synced_data: dict[int, bytes] = {}
         self.next_ino = FIRST_INO
 
@@ -202,11 +247,11 @@ class Model:
             self.data[self.names[path]] += op[2]
         elif kind == "fsync":
             self.synced_data[self.names[path]] = self.data[self.names[path]]
+            self.synced_names = dict(self.names)
         elif kind == "unlink":
             del self.names[path]
         elif kind == "fsyncdir":
-            prefix = path + "/"
-            self.synced_names[path] = {n: i for n, i in self.names.items() if n.startswith(prefix)}
+            self.synced_names = dict(self.names)
         elif kind in ("link", "rename"):
             dst = op[2]
             if path not in self.names:
@@ -224,11 +269,7 @@ class Model:
         return {n: self.data[i] for n, i in sorted(self.names.items())}
 
     def after_crash(self) -> dict[str, bytes]:
-        return {
-            n: self.synced_data.get(i, b"")
-            for entries in self.synced_names.values()
-            for n, i in sorted(entries.items())
-        }
+        return {n: self.synced_data.get(i, b"") for n, i in sorted(self.synced_names.items())}
 
 
 def perform(fs: MemFS, op: tuple) -> int | None:
