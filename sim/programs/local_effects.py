@@ -92,6 +92,8 @@ def perform(op: Any, files: Files) -> Call:
         case md.Link(src, dst):
             yield fx.Link(src, dst)
             yield fx.Note("deliver", {"link": dst}, "tmp/ linked into new/: the message is there")
+        case md.FsyncDir(path):
+            yield fx.FsyncDir(path)
         case md.Unlink(path):
             yield fx.Unlink(path)
         case mb.LockExclusive(path, timeout):
@@ -152,17 +154,21 @@ def deliver_mbox(target: str, lines: HeaderLines, message: bytes) -> Call:
     return outcome
 
 
-def deliver_maildir(target: str, lines: HeaderLines, message: bytes, unique: Any) -> Call:
+def deliver_maildir(
+    target: str, lines: HeaderLines, message: bytes, unique: Any, *, fsync_dirs: bool = True
+) -> Call:
     """Fork the Maildir child (maildir_child's operations), wait, read its exit code.
 
-    `unique(pid, now)` makes the child's `maildir.Unique` from its own pid and clock.
+    `unique(pid, now)` makes the child's `maildir.Unique` from its own pid and clock;
+    `fsync_dirs=False` leaves out the fsync of `new/`, as qmail 1.03.
     """
     data = md.maildir_message(lines, message)
 
     def child() -> fx.Program:
         pid = yield fx.Getpid()
         now = yield fx.Time()
-        return (yield from run_ops(md.maildir_child(target, data, unique(pid, now)), Files()))
+        ops = md.maildir_child(target, data, unique(pid, now), fsync_dirs=fsync_dirs)
+        return (yield from run_ops(ops, Files()))
 
     try:
         pid = yield fx.Fork(child, "maildir")

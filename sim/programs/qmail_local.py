@@ -20,6 +20,7 @@ from sim.kernel.io import Call, read_all
 from sim.programs import local_effects as deliver
 from sim.programs.common import home, read_file
 from sim.qmail import dotqmail as dq
+from sim.qmail.lifecycle import fsync_dirs_from
 from sim.qmail.local import (
     HeaderLines,
     Invocation,
@@ -179,7 +180,9 @@ def run(
             def unique(pid: int, now: float, seq: int = seq) -> Unique:
                 return Unique(int(now), int(now % 1 * 1e6), pid, seq, hostname)
 
-            delivery.feed((yield from deliver.deliver_maildir(step.target, lines, message, unique)))
+            sync = fsync_dirs_from(progenv)
+            maildir = deliver.deliver_maildir(step.target, lines, message, unique, fsync_dirs=sync)
+            delivery.feed((yield from maildir))
     yield fx.Note(
         "deliver",
         {"to": f"{inv.local}@{inv.domain}", "code": step.outcome.code},

@@ -3,7 +3,8 @@
 The message arrives on fd 0 and the envelope on fd 1 (qmail-queue(8)). The program is setuid
 qmailq: whoever runs it can add mail to the queue and nothing else. The steps and their order
 are `sim.qmail.lifecycle`'s; this module only runs them and turns a failure into qmail-queue's
-exit code, which is its whole answer (it prints nothing).
+exit code, which is its whole answer (it prints nothing). QMAILSIM_FSYNC_DIRS=0 in the
+environment leaves out the directory fsyncs, as qmail 1.03 did (`lifecycle.fsync_dirs_from`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,12 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
         return data
 
     ops = lc.ops_after_inode(
-        queue_id, pid_file, uid=uid, pid=pid, received=queue_received(pid, uid, now, ACCOUNTS)
+        queue_id,
+        pid_file,
+        uid=uid,
+        pid=pid,
+        received=queue_received(pid, uid, now, ACCOUNTS),
+        fsync_dirs=lc.fsync_dirs_from(env),
     )
     for op in ops:
         if isinstance(op, q.Create) and op.path.startswith("intd/"):

@@ -9,7 +9,8 @@ scheduler), `sim.qmail.lifecycle`'s (queue operations, performed by `run`), `sim
 and `sim.qmail.bounce`'s; this module performs them. TERM: finish the running deliveries, keep
 the pending retry times as channel-file mtimes, exit 0. ALRM: every queued message due now.
 HUP: reread locals and virtualdomains. QMAILSIM_TIMESCALE shortens the retry schedule
-(`sim.programs.send_state.Clock`).
+(`sim.programs.send_state.Clock`); QMAILSIM_FSYNC_DIRS=0 leaves out the directory fsyncs of
+preprocessing, as qmail 1.03 (`sim.qmail.lifecycle.fsync_dirs_from`).
 """
 
 from __future__ import annotations
@@ -263,7 +264,8 @@ def preprocess(st: Send, id: int) -> Call:
     for recipient, route in plan.routes:
         fields = {"recipient": recipient, "channel": route.channel, "address": route.address}
         yield fx.Note("route", fields, route.why, msg=id)
-    if (yield from run(st, plan.ops)) is not None:
+    ops = plan.ops if lc.fsync_dirs_from(st.env) else lc.without_dir_fsyncs(plan.ops)
+    if (yield from run(st, ops)) is not None:
         return  # todo/<id> stays for the next scan
     for queue in lc.queues_after_preprocess([(rt.channel, rt.address) for _, rt in plan.routes]):
         if queue == "done":
@@ -439,6 +441,8 @@ def run_one(st: Send, op: q.QueueOp, files: Files) -> Call:
     else:
         while True:
             try:
+                if isinstance(op, q.Write) and op.offset is not None:
+                    yield from open_to_mark(op.path, files)
                 yield from perform(op, files)
                 return None
             except OSError:
@@ -453,6 +457,16 @@ def run_one(st: Send, op: q.QueueOp, files: Files) -> Call:
         return None
     yield from log(warning)
     return op.fail
+
+
+def open_to_mark(path: str, files: Files) -> Call:
+    """Open a channel file to overwrite one byte, as qmail's open_write: never truncating.
+
+    (`perform` opens a file it writes with "w", which truncates: marking the first recipient
+    would erase every other record, and a restarted qmail-send would find the file garbled.)
+    """
+    if path not in files.open:
+        files.open[path] = yield fx.Open(path, "rw")
 
 
 def clean(st: Send, command: bytes) -> Call:

@@ -15,12 +15,19 @@ one by one, and on a failure do what the operation's `fail` says. Nothing here t
   before succeeding, which qmail 1.03 left to a synchronous filesystem.
 * qmail-send (euid qmails, umask 077): preprocessing a `todo/` entry (S4 -> S5), marking a
   recipient done, finishing a channel, and eliminating the message (`messdone`, S5 -> S2 -> S1);
-  files it may not unlink it asks qmail-clean to remove (`CleanRequest`).
+  files it may not unlink it asks qmail-clean to remove (`CleanRequest`). With `fsync_dirs`
+  preprocessing also fsyncs the directories of the info and channel files before it asks for
+  the todo entry's removal: otherwise the next qmail-queue's fsync of `todo/` can make that
+  removal durable while the new names are not, and a power loss then loses a queued message
+  (tests/crash/test_power_loss.py finds exactly that cut).
+
+`QMAILSIM_FSYNC_DIRS=0` in a program's environment (`fsync_dirs_from`) asks for qmail 1.03's
+behaviour, no directory fsyncs at all, so the crash tests can show what they are for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sim.qmail.clean import encode_clean_command
 from sim.qmail.constants import SLEEP_SYSFAIL
@@ -59,9 +66,20 @@ MESSAGE = "message"  # what qmail-queue copies from fd 0, after its Received lin
 ENVELOPE = "envelope"  # what it copies from fd 1, checked by `sim.qmail.envelope`
 
 INJECT_TROUBLE = "warning: trouble injecting bounce message, will try later"
+FSYNC_DIRS_ENV = "QMAILSIM_FSYNC_DIRS"
 
 # qmail-queue's exit codes for its filesystem steps (qmail-queue(8)).
 EXIT_PID, EXIT_MESS, EXIT_INTD, EXIT_TODO, EXIT_WRITE, EXIT_READ = 63, 64, 65, 66, 53, 54
+
+
+def fsync_dirs_from(env: Mapping[str, str]) -> bool:
+    """True (the project's way) unless QMAILSIM_FSYNC_DIRS is 0 (qmail 1.03's way)."""
+    return env.get(FSYNC_DIRS_ENV, "1").strip() != "0"
+
+
+def without_dir_fsyncs(ops: Sequence[QueueOp]) -> list[QueueOp]:
+    """The same operations as qmail 1.03 performs them: no directory fsyncs."""
+    return [op for op in ops if not isinstance(op, FsyncDir)]
 
 
 def _write_error() -> OnFail:
@@ -136,12 +154,15 @@ def todo_open_ops(queue_id: int) -> list[QueueOp]:
     ]
 
 
-def preprocess_ops(queue_id: int, sender: str, routed: Sequence[tuple[str, str]]) -> list[QueueOp]:
+def preprocess_ops(
+    queue_id: int, sender: str, routed: Sequence[tuple[str, str]], *, fsync_dirs: bool = True
+) -> list[QueueOp]:
     """Preprocessing steps 2-6 for a read todo entry, S4 -> S5.
 
     `routed` is the rewritten recipients in envelope order as (channel, address). Channel
     records are buffered by qmail-send, so each channel file gets one Write when flushed.
-    The program logs `info msg ...` after the info Write.
+    The program logs `info msg ...` after the info Write. With `fsync_dirs` the directories
+    holding the new names are fsynced before qmail-clean removes the todo entry.
     """
     info = queue_path("info", queue_id)
     chan = {c: queue_path(c, queue_id) for c in CHANNELS}
@@ -166,6 +187,10 @@ def preprocess_ops(queue_id: int, sender: str, routed: Sequence[tuple[str, str]]
                 Write(chan[c], data, fail=warns(f"warning: trouble writing to {chan[c]}")),
                 Fsync(chan[c], fail=warns(f"warning: trouble fsyncing {chan[c]}")),
             ]
+    if fsync_dirs:
+        for kind in ("info", *(c for c in CHANNELS if c in used)):
+            path = split_dir(kind, queue_id)
+            ops.append(FsyncDir(path, fail=warns(f"warning: trouble fsyncing {path}")))
     todo = queue_path("todo", queue_id)
     ops.append(
         CleanRequest(

@@ -4,8 +4,10 @@ Theory of operation. qmail-local delivers to a maildir in a forked child (`maild
 chdir to the maildir; pick a name and stat `tmp/<name>` (if it exists: sleep 2 s and try a
 new name, 3 tries); start a 24-hour alarm; create `tmp/<name>` exclusively (mode 0600),
 write Return-Path + Delivered-To + the message, fsync, close; link it to `new/<name>`;
-unlink the tmp name. Any failure unlinks the tmp file. The child's exit code (0; 1
-temporary; 2 chdir refused; 3 timeout; 4 unreadable message) becomes an Outcome in
+fsync `new/` (the project, not qmail 1.03: the name then survives a power loss before
+qmail-local reports success and qmail-send forgets the recipient); unlink the tmp name.
+Any failure unlinks the tmp file. The child's exit code (0; 1 temporary; 2 chdir refused;
+3 timeout; 4 unreadable message) becomes an Outcome in
 `maildir_outcome`. A message is in `new/` complete or not at all: link is the commit point.
 
 `maildir_child` is a generator that yields the operations below as frozen dataclasses and
@@ -103,13 +105,32 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class FsyncDir:
+    """fsync a directory: the names linked into it are on disk when this returns."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unlink:
     """Remove a name; a failure is ignored by the generator."""
 
     path: str
 
 
-Op = Chdir | Stat | Sleep | Alarm | CreateExclusive | WriteAll | Fsync | Close | Link | Unlink
+Op = (
+    Chdir
+    | Stat
+    | Sleep
+    | Alarm
+    | CreateExclusive
+    | WriteAll
+    | Fsync
+    | Close
+    | Link
+    | FsyncDir
+    | Unlink
+)
 R = TypeVar("R")
 
 
@@ -161,8 +182,13 @@ def _unlink(path: str) -> Generator[Op, Any, None]:
         yield Unlink(path)
 
 
-def maildir_child(maildir: str, data: bytes, unique: Unique) -> Generator[Op, Any, int]:
-    """Deliver `data` into `maildir`; yields operations, returns the child's exit code."""
+def maildir_child(
+    maildir: str, data: bytes, unique: Unique, *, fsync_dirs: bool = True
+) -> Generator[Op, Any, int]:
+    """Deliver `data` into `maildir`; yields operations, returns the child's exit code.
+
+    `fsync_dirs=False` is qmail 1.03, which leaves `new/` to a synchronous filesystem.
+    """
     try:
         yield Chdir(maildir)
     except OSError as failure:
@@ -180,14 +206,14 @@ def maildir_child(maildir: str, data: bytes, unique: Unique) -> Generator[Op, An
     tmp, new = f"tmp/{name}", f"new/{name}"
     yield Alarm(MAILDIR_TIMER)
     try:
-        return (yield from _write_and_link(tmp, new, data))
+        return (yield from _write_and_link(tmp, new, data, fsync_dirs))
     except TimeoutError:
         yield from _unlink(tmp)
         return 3
 
 
-def _write_and_link(tmp: str, new: str, data: bytes) -> Generator[Op, Any, int]:
-    """Create, write, fsync, close, link; unlink the tmp name whatever happens after the create."""
+def _write_and_link(tmp: str, new: str, data: bytes, fsync_dirs: bool) -> Generator[Op, Any, int]:
+    """Create, write, fsync, close, link (fsync new/); unlink the tmp name after the create."""
     try:
         yield CreateExclusive(tmp)
     except TimeoutError:
@@ -196,6 +222,8 @@ def _write_and_link(tmp: str, new: str, data: bytes) -> Generator[Op, Any, int]:
         return 1
     try:
         yield from (WriteAll(tmp, data), Fsync(tmp), Close(tmp), Link(tmp, new))
+        if fsync_dirs:
+            yield FsyncDir(new.rpartition("/")[0])
     except TimeoutError:
         raise
     except OSError:
@@ -205,14 +233,14 @@ def _write_and_link(tmp: str, new: str, data: bytes) -> Generator[Op, Any, int]:
     return 0
 
 
-def maildir_ops(maildir: str, data: bytes, unique: Unique) -> list[Op]:
+def maildir_ops(maildir: str, data: bytes, unique: Unique, *, fsync_dirs: bool = True) -> list[Op]:
     """The operations of a delivery that meets no error (a free name, every call succeeding)."""
 
     def perform(op: Op) -> None:
         if isinstance(op, Stat):
             raise FileNotFoundError(_errno.ENOENT, "file does not exist")
 
-    return drive(maildir_child(maildir, data, unique), perform)[0]
+    return drive(maildir_child(maildir, data, unique, fsync_dirs=fsync_dirs), perform)[0]
 
 
 _CHILD_EXITS = {0: "", 2: "maildir_chdir", 3: "maildir_timeout", 4: "maildir_read"}

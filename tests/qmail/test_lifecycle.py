@@ -134,7 +134,7 @@ def test_preprocessing_steps_in_qmail_send_order():
         Read("todo/26902", fail=warns("warning: unable to open todo/26902")),
         Stat("mess/15/26902", exists=True, fail=warns("warning: unable to stat mess/15/26902")),
     ]
-    assert preprocess_ops(ID, "joe@a", routed) == [
+    assert preprocess_ops(ID, "joe@a", routed, fsync_dirs=False) == [
         Unlink("local/15/26902", True, warns("warning: unable to unlink local/15/26902")),
         Unlink("remote/15/26902", True, warns("warning: unable to unlink remote/15/26902")),
         Unlink("info/15/26902", True, warns("warning: unable to unlink info/15/26902")),
@@ -161,6 +161,22 @@ def test_preprocessing_steps_in_qmail_send_order():
         ),
     ]
     assert queues_after_preprocess(routed) == ("local", "remote")
+
+
+def test_preprocessing_fsyncs_the_new_names_directories_before_the_todo_goes():
+    routed = [("remote", "x@b"), ("local", "joe@a")]
+    ops = preprocess_ops(ID, "joe@a", routed)
+    assert [op for op in ops if isinstance(op, FsyncDir)] == [
+        FsyncDir(d, fail=warns(f"warning: trouble fsyncing {d}"))
+        for d in ("info/15", "local/15", "remote/15")
+    ]
+    assert [op for op in ops if not isinstance(op, FsyncDir)] == preprocess_ops(
+        ID, "joe@a", routed, fsync_dirs=False
+    )
+    kinds = [type(op).__name__ for op in ops]
+    assert kinds[-4:] == ["FsyncDir", "FsyncDir", "FsyncDir", "CleanRequest"]
+    local_only = preprocess_ops(ID, "joe@a", [("local", "joe@a")])
+    assert [op.path for op in local_only if isinstance(op, FsyncDir)] == ["info/15", "local/15"]
 
 
 def test_a_message_without_recipients_goes_straight_to_done():

@@ -17,6 +17,7 @@ from sim.qmail.maildir import (
     CreateExclusive,
     Entry,
     Fsync,
+    FsyncDir,
     Link,
     Sleep,
     Stat,
@@ -73,7 +74,7 @@ def run(fs: FakeMaildir, data: bytes = b"hi\n", unique: Unique = U):
 
 def test_a_delivery_writes_tmp_fsyncs_links_to_new_and_unlinks_tmp():
     tmp, new = f"tmp/{NAME}", f"new/{NAME}"
-    assert maildir_ops("./Maildir/", b"hi\n", U) == [
+    assert maildir_ops("./Maildir/", b"hi\n", U, fsync_dirs=False) == [
         Chdir("./Maildir/"),
         Stat(tmp),
         Alarm(86400),
@@ -87,6 +88,15 @@ def test_a_delivery_writes_tmp_fsyncs_links_to_new_and_unlinks_tmp():
     fs = FakeMaildir()
     assert run(fs)[1] == 0
     assert fs.files == {new: b"hi\n"}
+
+
+def test_the_project_fsyncs_new_after_the_link_and_before_the_tmp_unlink():
+    tmp, new = f"tmp/{NAME}", f"new/{NAME}"
+    ops = maildir_ops("./Maildir/", b"hi\n", U)
+    assert ops[-3:] == [Link(tmp, new), FsyncDir("new"), Unlink(tmp)]
+    assert [op for op in ops if op != FsyncDir("new")] == maildir_ops(
+        "./Maildir/", b"hi\n", U, fsync_dirs=False
+    )
 
 
 def test_the_file_holds_return_path_delivered_to_and_the_message():
