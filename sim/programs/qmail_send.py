@@ -462,8 +462,8 @@ def run_one(st: Send, op: q.QueueOp, files: Files) -> Call:
 def open_to_mark(path: str, files: Files) -> Call:
     """Open a channel file to overwrite one byte, as qmail's open_write: never truncating.
 
-    (`perform` opens a file it writes with "w", which truncates: marking the first recipient
-    would erase every other record, and a restarted qmail-send would find the file garbled.)
+    (Opened with "w", which truncates, marking the first recipient would erase every other
+    record, and a restarted qmail-send would find the file garbled.)
     """
     if path not in files.open:
         files.open[path] = yield fx.Open(path, "rw")

@@ -46,9 +46,10 @@ Filter = Callable[[int], Call]
 """A program's own reader for a Copy: given the input fd, returns the bytes to store."""
 
 
-def _open_for_write(path: str, files: Files) -> Call:
+def _open_for_write(path: str, files: Files, *, keep: bool = False) -> Call:
+    """The file's descriptor; opened now if needed ("w" truncates, `keep` opens read-write)."""
     if path not in files.open:
-        files.open[path] = yield fx.Open(path, "w")
+        files.open[path] = yield fx.Open(path, "rw" if keep else "w")
     return files.open[path]
 
 
@@ -59,7 +60,7 @@ def perform(op: q.QueueOp, files: Files, filters: dict[str, Filter] | None = Non
         files.open[op.path] = fd
         return fd
     if isinstance(op, q.Write):
-        fd = yield from _open_for_write(op.path, files)
+        fd = yield from _open_for_write(op.path, files, keep=op.offset is not None)
         if op.offset is not None:
             yield fx.Seek(fd, op.offset)
         yield from write_all(fd, op.data)

@@ -25,7 +25,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from sim.kernel import effects as fx
 from sim.programs import qmail_send
+from sim.programs.queueops import Files
 from sim.qmail import lifecycle
 from tests.crash.conftest import DISKS, Message, PowerRun, Verdict, recover, verdict
 
@@ -170,8 +172,9 @@ def test_marking_a_recipient_done_keeps_the_other_records(monkeypatch) -> None:
     after a kill the restarted qmail-send found a garbled file and never delivered the rest.
     """
 
-    def opened_by_perform(path: str, files: object) -> Iterator[object]:
-        return iter(())  # as it was: `perform` opens the file with "w"
+    def opened_by_perform(path: str, files: Files) -> Iterator[object]:
+        if path not in files.open:  # as it was: the channel file opened with "w", O_TRUNC
+            files.open[path] = yield fx.Open(path, "w")
 
     message = Message(0, ("alice@a.test", "bob@a.test"))
 
