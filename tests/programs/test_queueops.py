@@ -12,9 +12,9 @@ from sim.qmail import queue as q
 
 
 def mark_second(argv, env):
-    """Overwrite byte 6 of argv[1] as qmail-send marks a recipient done."""
+    """Overwrite byte 5 of argv[1] (the second record's tag), as qmail-send marks it done."""
     files = Files()
-    yield from perform(q.Write(argv[1], b"D", offset=6), files)
+    yield from perform(q.Write(argv[1], b"D", offset=5), files)
     yield from files.close_all()
     return 0
 
