@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sim import arch
-from sim.arch import build_graph, check_trace, check_uids, edge_for_event, resource_for_path
+from sim import arch, archtrace
+from sim.arch import build_graph
+from sim.archtrace import check_trace, check_uids, edge_for_event, resource_for_path
 from sim.kernel import effects as fx
 from sim.kernel import trace
 from sim.qmail.constants import QMAIL_GIDS, QMAIL_UIDS
@@ -286,7 +287,7 @@ def test_a_clean_smtp_session_uses_only_edges_of_the_graph(graph):
 
 
 def test_descriptors_are_followed_across_fork_dup2_and_exec():
-    seen = arch.interactions(smtp_session())
+    seen = archtrace.interactions(smtp_session())
     assert ("qmail-smtpd", "qmail-queue", "pipe") in seen  # fds 7, 9 -> the child's 0 and 1
     assert ("smtp-socket", "qmail-smtpd", "net") in seen  # the accepted socket on fd 0/1
     assert ("smtp-socket", "tcpserver", "net") in seen

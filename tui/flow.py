@@ -19,7 +19,7 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-from sim.arch import edge_for_event
+from sim.archtrace import edge_for_event
 from sim.narrate import QUEUE_DIRS
 from sim.qmail.queue import QUEUE_DIR
 

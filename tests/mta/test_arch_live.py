@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.arch import build_graph, check_trace, check_uids
+from sim.arch import build_graph
+from sim.archtrace import check_trace, check_uids
 from sim.mta import daemon
 from tests.mta.conftest import WAIT, Mta, run_with_stdin, wait_for
 

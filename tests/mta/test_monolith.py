@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import smtplib
 
-from sim.arch import build_graph, check_trace
+from sim.arch import build_graph
+from sim.archtrace import check_trace
 from sim.mta import daemon
 from tests.mta.conftest import WAIT, Mta, wait_for
 
