@@ -78,9 +78,7 @@ def test_smtp_to_a_local_maildir_with_qmails_header_lines(make_home, started) ->
     assert lines[3] == b"Received: from unknown (HELO client.test) (127.0.0.1)"
     assert lines[4].startswith(b"  by example.test with SMTP; ")
     assert delivered.read_bytes().endswith(b"Subject: hi\n\nhello\n")
-    assert re.fullmatch(r"\d+\.M\d+P\d+Q?\d*\.example\.test", delivered.name.split(":")[0]) or (
-        delivered.name.startswith(tuple("0123456789"))
-    )
+    assert re.fullmatch(r"\d+\.M\d+P\d+Q\d+\.example\.test", delivered.name)
     wait_for(lambda: "end msg" in sendlog(mta.home), "qmail-send's end msg line")
     log = sendlog(mta.home)
     for words in ("new msg", "info msg", "starting delivery", "delivery 1: success", "end msg"):
@@ -148,7 +146,7 @@ def test_qmail_programs_exit_codes_bounce_defer_and_stop(make_home, started) -> 
     (alice / ".qmail-perm").write_text("|exit 100\n")
     (alice / ".qmail-temp").write_text("|exit 111\n")
     (alice / ".qmail-stop").write_text("|exit 99\n./Maildir/\n")
-    mta = start(started, home)
+    start(started, home)
     inject(home, "bob@example.test", "alice-perm@example.test")
     wait_for(lambda: maildir(home, "bob"), "the bounce for exit 100")
     inject(home, "bob@example.test", "alice-stop@example.test")
@@ -156,7 +154,6 @@ def test_qmail_programs_exit_codes_bounce_defer_and_stop(make_home, started) -> 
     assert maildir(home, "alice") == []  # 99 stopped the Maildir line
     inject(home, "bob@example.test", "alice-temp@example.test")
     wait_for(lambda: sendlog(home).count("deferral") >= 2, "exit 111 deferred and retried")
-    assert mta.port
 
 
 def test_a_forwarding_loop_between_two_hosts_ends_in_one_bounce(make_home, started) -> None:
