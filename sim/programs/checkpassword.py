@@ -16,21 +16,9 @@ from sim.kernel import effects as fx
 from sim.kernel.io import Reader
 from sim.programs.common import home, read_file
 from sim.qmail.constants import CHECKPASSWORD_MAX
-from sim.qmail.pop3 import Account, checkpassword
+from sim.qmail.pop3 import checkpassword, parse_pop3passwd
 
 PASSWD_FILE = "etc/pop3passwd"
-
-
-def parse_pop3passwd(text: str) -> dict[str, Account]:
-    """`name:password:uid:gid:home` lines; malformed lines are skipped, as getpwnam would."""
-    accounts: dict[str, Account] = {}
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) != 5 or not (fields[2].isdigit() and fields[3].isdigit()):
-            continue
-        name, password, uid, gid, homedir = fields
-        accounts.setdefault(name, Account(password, int(uid), int(gid), homedir))
-    return accounts
 
 
 def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:

@@ -24,27 +24,10 @@ from sim.kernel.io import Call
 from sim.programs.common import home, read_file
 from sim.qmail.local import is_temporary_errno
 from sim.qmail.spawn import QLX_NFS, QLX_SYS
-from sim.qmail.users import QLX_NOALIAS, PasswdEntry, format_nughde, getpw
+from sim.qmail.users import QLX_NOALIAS, PasswdEntry, format_nughde, getpw, parse_passwd
 
 PASSWD_FILE = "etc/passwd"
 _ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ELOOP)
-
-
-def parse_passwd(text: str) -> dict[str, tuple[int, int, str]]:
-    """passwd(5) lines `name:pw:uid:gid:gecos:home:shell` -> name: (uid, gid, home).
-
-    Like getpwnam, the first line for a name wins; malformed lines are skipped.
-    """
-    accounts: dict[str, tuple[int, int, str]] = {}
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) < 6 or not fields[0] or line.startswith("#"):
-            continue
-        uid, gid = fields[2], fields[3]
-        if not (uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
-            continue
-        accounts.setdefault(fields[0], (int(uid), int(gid), fields[5]))
-    return accounts
 
 
 def passwd_table(env: Mapping[str, str]) -> Call:

@@ -205,3 +205,15 @@ def checkpassword(
     if account is None or not account.password or s2b(account.password) != given.password:
         return CheckpasswordDecision(CHECKPASSWORD_EXIT["bad password"])
     return CheckpasswordDecision(CHECKPASSWORD_EXIT["ok"], user, account)
+
+
+def parse_pop3passwd(text: str) -> dict[str, Account]:
+    """`name:password:uid:gid:home` lines; malformed lines are skipped, as getpwnam would."""
+    accounts: dict[str, Account] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) != 5 or not (fields[2].isdigit() and fields[3].isdigit()):
+            continue
+        name, password, uid, gid, homedir = fields
+        accounts.setdefault(name, Account(password, int(uid), int(gid), homedir))
+    return accounts

@@ -228,3 +228,20 @@ def parse_nughde(data: bytes) -> Assignment:
     if not (uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
         raise ProtocolError(f"qmail-getpw output has a bad uid or gid: {data!r}")
     return Assignment(user, int(uid), int(gid), home, dash, ext)
+
+
+def parse_passwd(text: str) -> dict[str, tuple[int, int, str]]:
+    """passwd(5) lines `name:pw:uid:gid:gecos:home:shell` -> name: (uid, gid, home).
+
+    Like getpwnam, the first line for a name wins; malformed lines are skipped.
+    """
+    accounts: dict[str, tuple[int, int, str]] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) < 6 or not fields[0] or line.startswith("#"):
+            continue
+        uid, gid = fields[2], fields[3]
+        if not (uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
+            continue
+        accounts.setdefault(fields[0], (int(uid), int(gid), fields[5]))
+    return accounts

@@ -170,3 +170,10 @@ def test_checkpassword_refusal_carries_no_account():
     decision = checkpassword(b"alice\0wrong\0\0", ACCOUNTS, POP3D)
     assert decision.account is None
     assert decision.env == ()
+
+
+def test_pop3passwd_lines_become_accounts() -> None:
+    from sim.qmail.pop3 import Account, parse_pop3passwd
+
+    accounts = parse_pop3passwd("alice:s3cret:1001:100:/h/alice\nbroken:line\nbob:pw:x:1:/h\n")
+    assert accounts == {"alice": Account("s3cret", 1001, 100, "/h/alice")}

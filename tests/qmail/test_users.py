@@ -225,3 +225,13 @@ def test_case_folding_is_ascii_only() -> None:
     cdb = qmail_newu(parse_assign("=\xc0b:u:1:1:/u:::\n.\n"))
     assert lookup_assign(cdb, "\xc0B") == Assignment("u", 1, 1, "/u", "", "")
     assert lookup_assign(cdb, "\xe0b") is None
+
+
+def test_parse_passwd_first_line_wins_and_malformed_lines_are_skipped() -> None:
+    from sim.qmail.users import parse_passwd
+
+    text = (
+        "alice:x:1001:100::/home/alice:/bin/sh\n# c:x:1:1::/c:\n"
+        "bad:x:one:1::/b:\nalice:x:9:9::/x:\n"
+    )
+    assert parse_passwd(text) == {"alice": (1001, 100, "/home/alice")}
