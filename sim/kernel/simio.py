@@ -131,7 +131,6 @@ class DescriptorCalls:
         view = memoryview(e.data)
         while view:
             if obj.nonblock:
-                yield from self._settle(p)
                 if not channel.writable():
                     raise fs_error(errno.EAGAIN, str(e.fd))
             else:

@@ -37,6 +37,7 @@ from sim.kernel import trace as tr
 from sim.kernel.costs import Costs
 from sim.kernel.memfs import MemFS, fs_error
 from sim.kernel.real import Resolver
+from sim.kernel.servers import Server
 from sim.kernel.simfd import Console
 from sim.kernel.simio import DescriptorCalls
 from sim.kernel.simnet import Channel, Network
@@ -92,8 +93,8 @@ class SimKernel(ProcessCalls, DescriptorCalls):
         self.env, self.resolve, self.host = env, resolve, host
         self.costs = costs or Costs()
         self.trace = trace
-        self.cpu = simpy.Resource(env, capacity=cores)
-        self.disk = simpy.Resource(env, capacity=disks)
+        self.cpu = Server(env, cores)
+        self.disk = Server(env, disks)
         self.rng = random.Random(seed)  # for the model; ephemeral ports use the network's
         self.epoch = epoch
         self.strict = strict
@@ -267,8 +268,12 @@ class SimKernel(ProcessCalls, DescriptorCalls):
                 return self._crash(p, bug)
             handler, blocks = self.handlers[kind]
             try:
-                if self.base[kind]:
-                    yield from self._cpu(p, self.base[kind])
+                base = self.base[kind]
+                if base:
+                    if self.fast:
+                        p.debt += base
+                    else:
+                        yield self.cpu.hold(base)
                 value = (yield from handler(p, effect)) if blocks else handler(p, effect)
             except (ExecNow, ExitNow) as switch:
                 try:
@@ -359,25 +364,19 @@ class SimKernel(ProcessCalls, DescriptorCalls):
 
     # -- charging and tracing ---------------------------------------------------------
 
-    def _hold(self, resource: simpy.Resource, seconds: float) -> Sim:
-        with resource.request() as turn:
-            yield turn
-            yield self.env.timeout(seconds)
-
     def _cpu(self, p: Proc, seconds: float) -> Sim:
         """Pay CPU time: now (teaching) or as debt paid before the next wait (fast)."""
-        if seconds <= 0:
-            return
-        if self.fast:
-            p.debt += seconds
-            return
-        yield from self._hold(self.cpu, seconds)
+        if seconds > 0:
+            if self.fast:
+                p.debt += seconds
+            else:
+                yield self.cpu.hold(seconds)
 
     def _settle(self, p: Proc) -> Sim:
-        """Pay the CPU debt before waiting or doing what another process can see."""
+        """Pay the CPU debt (fast) before waiting, exiting, or starting a process."""
         if p.debt > 0:
             debt, p.debt = p.debt, 0.0
-            yield from self._hold(self.cpu, debt)
+            yield self.cpu.hold(debt)
 
     def _disk(self, p: Proc, seconds: float) -> Sim:
         yield from self._settle(p)
@@ -385,7 +384,7 @@ class SimKernel(ProcessCalls, DescriptorCalls):
             return
         p.state = "blocked"
         try:
-            yield from self._hold(self.disk, seconds)
+            yield self.disk.hold(seconds)
         finally:
             p.state = "running"
 
@@ -396,10 +395,13 @@ class SimKernel(ProcessCalls, DescriptorCalls):
         sources: tuple[Waitable, ...] | list[Waitable],
         timeout: float | None = None,
     ) -> Sim:
-        """Wait, holding nothing, until `ready()`; TimeoutError after `timeout`."""
-        yield from self._settle(p)
+        """Wait, holding nothing, until `ready()`; TimeoutError after `timeout`.
+
+        A call that need not wait pays no debt: in "fast" detail that is what lets the
+        calls of a process between two waits cost one event instead of one each."""
         if ready():
             return
+        yield from self._settle(p)
         p.state = "blocked"
         try:
             yield from wait_until(self.env, ready, sources, timeout)

@@ -17,6 +17,7 @@ plain SimPy code of the model (clients, remote MTAs) open and accept connections
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -29,7 +30,7 @@ from typing import Any
 import simpy
 
 from sim.kernel.costs import Costs
-from sim.kernel.simwait import Waitable, timed_out, wait_until
+from sim.kernel.simwait import Waitable, alarms, timed_out, wait_until
 
 Address = tuple[str, int]
 LOOPBACK = "127.0.0.1"
@@ -188,15 +189,34 @@ class Endpoint:
 
 
 class Listener(Waitable):
-    """A listening socket: connections wait in `queue` until accepted."""
+    """A listening socket: connections wait in `queue` until accepted.
 
-    __slots__ = ("backlog", "bind", "host", "net", "port", "queue")
+    Connects that find the queue full wait in line in `syns`, each on its own ticket, and
+    are let in one by one as room appears (`admit`), so a flood of clients costs one
+    wake-up per accepted connection rather than one per waiting client per change.
+    """
+
+    __slots__ = ("backlog", "bind", "host", "net", "port", "queue", "reserved", "syns")
 
     def __init__(self, net: Network, host: str, bind: str, port: int, backlog: int) -> None:
         super().__init__(net.env)
         self.net, self.host, self.bind, self.port = net, host, bind, port
         self.backlog = max(1, backlog)
         self.queue: deque[Endpoint] = deque()
+        self.syns: deque[simpy.Event] = deque()  # tickets of connects waiting for room
+        self.reserved = 0  # room promised to admitted connects not yet queued
+
+    def room(self) -> bool:
+        """May a new connect join the queue now (nobody is in line before it)?"""
+        return not self.syns and len(self.queue) + self.reserved < self.backlog
+
+    def notify(self) -> None:
+        super().notify()
+        while self.syns and len(self.queue) + self.reserved < self.backlog:
+            ticket = self.syns.popleft()
+            if not ticket.triggered:  # else it timed out
+                self.reserved += 1
+                ticket.succeed(True)
 
     def accepts(self, loopback: bool, ip: str) -> bool:
         """Does the bound address take a connection to `ip` (over loopback or not)?"""
@@ -207,6 +227,10 @@ class Listener(Waitable):
         self.net.listeners.pop((self.host, self.port), None)
         while self.queue:
             self.queue.popleft().close()
+        while self.syns:
+            ticket = self.syns.popleft()
+            if not ticket.triggered:
+                ticket.succeed(False)
         self.notify()
 
 
@@ -316,10 +340,9 @@ class Network:
         if listener is None or not listener.accepts(loopback, ip):
             yield env.timeout(latency)  # the RST
             raise net_error(errno.ECONNREFUSED, f"{name}:{port}")
-        remaining = None if timeout is None else max(0.0, start + timeout - env.now)
-        yield from wait_until(
-            env, lambda: len(listener.queue) < listener.backlog, [listener], remaining
-        )
+        if not listener.room():
+            deadline = None if timeout is None else start + timeout
+            yield from self._wait_in_line(listener, name, port, deadline)
         client_ip = LOOPBACK if loopback else self.hosts[src]
         client: Address = (client_ip, self.ephemeral_port(src))
         server: Address = (ip, port)
@@ -330,6 +353,29 @@ class Network:
         listener.notify()
         yield env.timeout(latency)  # the SYN-ACK
         return Endpoint(down, up, client, server)
+
+    def _wait_in_line(
+        self, listener: Listener, name: str, port: int, deadline: float | None
+    ) -> Generator[simpy.Event, Any, None]:
+        """Wait for room in a full accept queue, first come first served, until `deadline`."""
+        env, ticket = self.env, self.env.event()
+        listener.syns.append(ticket)
+        clock = alarms(env)
+        alarm = None if deadline is None else clock.set(env, deadline, ticket)
+        admitted = None
+        try:
+            admitted = yield ticket
+        finally:
+            if alarm is not None:
+                clock.cancel(alarm)
+            if admitted is None:
+                with contextlib.suppress(ValueError):
+                    listener.syns.remove(ticket)
+        if admitted is None:
+            raise timed_out(f"connect to {name}:{port}")
+        if admitted is False:
+            raise net_error(errno.ECONNREFUSED, f"{name}:{port}")
+        listener.reserved -= 1
 
     # -- the model's side -----------------------------------------------------------------
 

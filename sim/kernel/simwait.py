@@ -34,13 +34,19 @@ def timed_out(what: str = "timed out") -> TimeoutError:
 
 
 class Waitable:
-    """State that processes wait on: one shared event, fired and renewed on each change."""
+    """State that processes wait on: one shared event, fired and renewed on each change.
 
-    __slots__ = ("_changed", "env")
+    A wait on several waitables (a select, or a read with a deadline) registers one private
+    wake event with each instead (`watch`): it fires at the first change, and costs one
+    event rather than a SimPy condition over many.
+    """
+
+    __slots__ = ("_changed", "_wakes", "env")
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
         self._changed: simpy.Event | None = None
+        self._wakes: dict[simpy.Event, None] = {}  # a set in insertion order
 
     def changed(self) -> simpy.Event:
         """An event that fires at the next change (created only when someone waits)."""
@@ -48,17 +54,31 @@ class Waitable:
             self._changed = self.env.event()
         return self._changed
 
+    def watch(self, wake: simpy.Event) -> None:
+        """Fire `wake` (unless it has fired already) at the next change."""
+        self._wakes[wake] = None
+
+    def unwatch(self, wake: simpy.Event) -> None:
+        """Forget `wake`: its wait is over."""
+        self._wakes.pop(wake, None)
+
     def notify(self) -> None:
         """Wake everyone waiting; they look again."""
         if self._changed is not None:
             event, self._changed = self._changed, None
             event.succeed()
+        if self._wakes:
+            wakes, self._wakes = self._wakes, {}
+            for wake in wakes:
+                if not wake.triggered:
+                    wake.succeed()
 
 
 class Alarms:
     """The deadlines of one environment's waits, on one pending SimPy timeout (the earliest).
 
-    An alarm is a list [deadline, sequence number, event]; its event is None once cancelled.
+    An alarm is a list [deadline, sequence number, event, rung]; its event is None once
+    cancelled. Its event may be shared with other wakers: it is fired only if none has.
     """
 
     __slots__ = ("armed", "cancelled", "heap", "seq")
@@ -69,9 +89,11 @@ class Alarms:
         self.armed = math.inf  # when the timeout we rely on fires
         self.cancelled = 0
 
-    def set(self, env: simpy.Environment, deadline: float) -> list[Any]:
-        """An alarm whose event fires at `deadline`."""
-        alarm = [deadline, self.seq, env.event()]
+    def set(
+        self, env: simpy.Environment, deadline: float, event: simpy.Event | None = None
+    ) -> list[Any]:
+        """An alarm that fires `event` (default: a new one) at `deadline`."""
+        alarm = [deadline, self.seq, env.event() if event is None else event, False]
         self.seq += 1
         heapq.heappush(self.heap, alarm)
         if deadline < self.armed:
@@ -80,7 +102,7 @@ class Alarms:
 
     def cancel(self, alarm: list[Any]) -> None:
         """Forget an alarm that has not fired (a wait that ended early)."""
-        if alarm[2] is None or alarm[2].triggered:
+        if alarm[2] is None or alarm[3]:
             return
         alarm[2] = None
         self.cancelled += 1
@@ -101,11 +123,14 @@ class Alarms:
             self.armed = math.inf
         heap = self.heap
         while heap and (heap[0][2] is None or heap[0][0] <= env.now + EPSILON):
-            _, _, event = heapq.heappop(heap)
+            alarm = heapq.heappop(heap)
+            event = alarm[2]
             if event is None:
                 self.cancelled -= 1
             else:
-                event.succeed()
+                alarm[3] = True
+                if not event.triggered:
+                    event.succeed()
         if heap and heap[0][0] < self.armed:
             self._arm(env, heap[0][0])
 
@@ -127,22 +152,33 @@ def wait_until(
     """Wait until `ready()`; raises `timed_out()` after `timeout` seconds."""
     if ready():
         return
-    deadline = None if timeout is None else env.now + timeout
     sources = list(waitables)
+    if timeout is None and len(sources) == 1:
+        source = sources[0]
+        while not ready():
+            yield source.changed()
+        return
+    deadline = None if timeout is None else env.now + timeout
     clock, alarm = None, None
+    wake = env.event()
     try:
         while not ready():
-            events = [w.changed() for w in sources]
             if deadline is not None:
                 if deadline - env.now <= EPSILON:
                     raise timed_out()
                 if alarm is None:
                     clock = alarms(env)
-                    alarm = clock.set(env, deadline)
-                events.append(alarm[2])
-            if not events:
-                events = [env.event()]  # nothing can wake us: block forever, as select(2) would
-            yield events[0] if len(events) == 1 else env.any_of(events)
+                    alarm = clock.set(env, deadline, wake)
+            for source in sources:
+                source.watch(wake)
+            yield wake  # no sources and no deadline: blocks forever, as select(2) would
+            for source in sources:
+                source.unwatch(wake)
+            wake = env.event()
+            if alarm is not None:
+                alarm[2] = wake  # the alarm fires the wake of the next round
     finally:
+        for source in sources:
+            source.unwatch(wake)
         if alarm is not None:
             clock.cancel(alarm)  # type: ignore[union-attr]

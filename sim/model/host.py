@@ -9,7 +9,7 @@ boots `mta-monolith -1 IP 25` as root instead, as `mta start --monolith` does. T
 writes no qmail-send log, so the host keeps its `queue` and `delivery` notes (and the ends of
 its sleeps) in `notes`, whether or not the run keeps a trace. A crash powers the kernel off,
 keeps what the disk holds (`MemFS.crash`), and boots a new kernel on it: the same programs
-then recover the queue as qmail does. The CPU and disk resources count their busy time.
+then recover the queue as qmail does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import simpy
 from sim.kernel.costs import Costs
 from sim.kernel.memfs import MemFS, Special
 from sim.kernel.real import Resolver
-from sim.kernel.simkernel import SimKernel
+from sim.kernel.simkernel import PS_KEYS, SimKernel, ps_row
 from sim.kernel.simnet import Network
 from sim.mta.home import Entry, layout, user_uid
 from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
@@ -39,33 +39,6 @@ LOG_DIR = "log"
 SEND_LOG = f"{LOG_DIR}/qmail-send.log"
 RULES = "etc/tcp.smtp"
 MONOLITH_NOTES = frozenset({"queue", "delivery", "sleep"})  # what `sim.model.ledger` reads
-
-
-class BusyResource(simpy.Resource):
-    """A SimPy resource that integrates how many of its units are in use over time."""
-
-    def __init__(self, env: simpy.Environment, capacity: int) -> None:
-        super().__init__(env, capacity)
-        self.area = 0.0  # unit-seconds in use
-        self.since = env.now
-
-    def _account(self) -> None:
-        now = self._env.now
-        self.area += len(self.users) * (now - self.since)
-        self.since = now
-
-    def _do_put(self, event: simpy.resources.resource.Request) -> None:  # type: ignore[override]
-        self._account()
-        super()._do_put(event)
-
-    def _do_get(self, event: simpy.resources.resource.Release) -> None:  # type: ignore[override]
-        self._account()
-        super()._do_get(event)
-
-    def busy(self) -> float:
-        """Unit-seconds used up to now."""
-        self._account()
-        return self.area
 
 
 def dotqmail_path(key: str, users: tuple[str, ...]) -> str:
@@ -164,7 +137,7 @@ class SimHost:
         self.logs: list[bytes] = []  # qmail-send's log of earlier boots (kept by "syslog")
         self.notes: list[dict] = []  # a monolith's queue, delivery and sleep events, all boots
         self.retired: list[tuple] = []  # ps rows (values) of processes long gone
-        self.retired_keys: tuple[str, ...] = ()
+        self.retired_keys: tuple[str, ...] = ("boot", *PS_KEYS)
         self.disk_factor = 1.0
         self.up = False
         self.boot()
@@ -190,8 +163,6 @@ class SimHost:
             epoch=self.epoch,
         )
         kernel.accounts.update({u.lower(): user_uid(i) for i, u in enumerate(self.spec.users)})
-        kernel.cpu = BusyResource(self.env, self.spec.cores)
-        kernel.disk = BusyResource(self.env, self.spec.disks)
         if self.kernels:
             kernel.next_pid = self.kernels[-1].next_pid  # pids stay unique across boots
         self.kernels.append(kernel)
@@ -220,11 +191,10 @@ class SimHost:
                 for p in kernel.procs.values()
                 if p.state == "exited" and p.end is not None and p.end < before
             ]
-            rows = {row["pid"]: row for row in kernel.ps()} if gone else {}
             for pid in gone:
-                self.retired_keys = self.retired_keys or ("boot", *rows[pid])
-                self.retired.append((boot, *rows[pid].values()))
-                gen = kernel.procs.pop(pid).gen
+                proc = kernel.procs.pop(pid)
+                self.retired.append((boot, *ps_row(proc)))
+                gen = proc.gen
                 if gen is not None and gen.gi_frame is not None:
                     abandon(gen)  # killed in the middle of a call
 
