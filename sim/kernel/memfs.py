@@ -113,6 +113,8 @@ class MemFS:
         """`path` made absolute against `cwd` and normalised; ENOENT for an empty path."""
         if not path:
             raise fs_error(errno.ENOENT, path)
+        if "//" not in path and "/." not in "/" + path and path[-1] != "/" and cwd[-1] != "/":
+            return path if path[0] == "/" else cwd + "/" + path  # nothing to normalise
         full = posixpath.normpath(posixpath.join(cwd, path))
         return "/" + full.lstrip("/")
 

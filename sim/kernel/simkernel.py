@@ -112,11 +112,13 @@ class SimKernel(ProcessCalls, DescriptorCalls):
         self.traced = frozenset(
             c for c in fx.ALL_EFFECTS if c not in tr.QUIET and (calls or c in tr.ALWAYS)
         )
-        self.base = {c: self.costs.before(c) for c in fx.ALL_EFFECTS}
-        self.handlers: dict[type[fx.Effect], tuple[Callable[..., Any], bool]] = {}
+        self.calls = 0  # how many calls the programs made: the model's unit of work
+        # per call: (handler, is it a generator, CPU cost before it, is it traced)
+        self.dispatch: dict[type[fx.Effect], tuple[Callable[..., Any], bool, float, bool]] = {}
         for cls in fx.ALL_EFFECTS:
             fn = getattr(self, "_" + cls.__name__.lower())
-            self.handlers[cls] = (fn, inspect.isgeneratorfunction(fn))
+            blocks = inspect.isgeneratorfunction(fn)
+            self.dispatch[cls] = (fn, blocks, self.costs.before(cls), cls in self.traced)
 
     # -- the public side --------------------------------------------------------------
 
@@ -262,13 +264,13 @@ class SimKernel(ProcessCalls, DescriptorCalls):
             except Exception as exc:
                 return self._crash(p, exc)
             value, error = None, None
-            kind = type(effect)
-            if kind not in self.handlers:
+            self.calls += 1
+            call = self.dispatch.get(type(effect))
+            if call is None:
                 bug = TypeError(f"{p.prog} yielded {effect!r}, not an effect")
                 return self._crash(p, bug)
-            handler, blocks = self.handlers[kind]
+            handler, blocks, base, traced = call
             try:
-                base = self.base[kind]
                 if base:
                     if self.fast:
                         p.debt += base
@@ -288,7 +290,7 @@ class SimKernel(ProcessCalls, DescriptorCalls):
                 error = exc
                 self._record(p, effect, None, exc)
                 continue
-            if kind in self.traced:
+            if traced:
                 self._record(p, effect, value, None)
 
     def _crash(self, p: Proc, exc: BaseException) -> int:

@@ -369,13 +369,18 @@ class Network:
             if alarm is not None:
                 clock.cancel(alarm)
             if admitted is None:
-                with contextlib.suppress(ValueError):
-                    listener.syns.remove(ticket)
+                if ticket.triggered and ticket.value is True:  # let in as it was stopped
+                    listener.reserved -= 1
+                    listener.notify()
+                else:
+                    with contextlib.suppress(ValueError):
+                        listener.syns.remove(ticket)
         if admitted is None:
             raise timed_out(f"connect to {name}:{port}")
-        if admitted is False:
-            raise net_error(errno.ECONNREFUSED, f"{name}:{port}")
-        listener.reserved -= 1
+        if admitted is True:
+            listener.reserved -= 1
+        if admitted is False or self.listeners.get((listener.host, listener.port)) is not listener:
+            raise net_error(errno.ECONNREFUSED, f"{name}:{port}")  # closed as it let us in
 
     # -- the model's side -----------------------------------------------------------------
 

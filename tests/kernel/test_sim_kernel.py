@@ -103,7 +103,7 @@ def test_strict_kernel_raises_a_program_bug():
 
 
 def test_every_effect_has_a_sim_handler():
-    assert set(Box().kernel.handlers) == set(fx.ALL_EFFECTS)
+    assert set(Box().kernel.dispatch) == set(fx.ALL_EFFECTS)
 
 
 def _program_level(events: list[dict]) -> list[tuple[str, ...]]:

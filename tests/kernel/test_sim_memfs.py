@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import posixpath
 
 import pytest
 from hypothesis import given, settings
@@ -81,6 +82,20 @@ def test_paths_are_normalised_against_the_working_directory():
     assert MemFS.abspath("/a//b/") == "/a/b"
     with pytest.raises(FileNotFoundError):
         MemFS.abspath("", "/")
+
+
+SEGMENT = st.sampled_from(["", ".", "..", "a", "b.c", ".qmail", "new", "..x"])
+
+
+@given(st.lists(SEGMENT, max_size=5), st.lists(SEGMENT.filter(lambda s: s), max_size=4))
+def test_the_quick_path_of_abspath_agrees_with_posix_normalisation(parts, cwd_parts):
+    """abspath skips normpath for plain paths; it must give what normpath gives."""
+    path = "/".join(parts)
+    cwd = posixpath.normpath("/" + "/".join(cwd_parts))
+    cwd = "/" + cwd.lstrip("/")
+    if path:
+        expected = "/" + posixpath.normpath(posixpath.join(cwd, path)).lstrip("/")
+        assert MemFS.abspath(path, cwd) == expected
 
 
 def test_write_past_the_end_leaves_a_hole_of_zeros_and_capacity_gives_enospc():
