@@ -6,14 +6,20 @@ ratio against a baseline measured the same way a moment earlier. Benchmarks:
 * `receive`: N SMTP messages queued by the live MTA (tcpserver → qmail-smtpd → qmail-queue),
   with the real kernel forking (the default) and with `--exec` (a fresh interpreter per exec,
   as qmail's real execs). The ratio is the price of exec.
-* `model`: the model's trace events per wall second on a burst of messages, at the teaching
-  and fast levels, against bare SimPy processing the same number of events in the same
-  process (a process that only yields zero timeouts): the ratio is the model's efficiency.
+* `model`: the model's events per wall second on a burst of messages, at the teaching
+  and fast levels, with and without writing the trace, against bare SimPy processing the
+  same number of events in the same process (a process that only yields zero timeouts):
+  the ratio is the model's efficiency. The model's events are the system calls its
+  programs make; at the teaching level each is an event of its own.
+* `scale`: a busy server's day (1,000,000 messages arriving evenly) at the fast level, cut
+  to N messages: wall time and memory per message, and what the whole day would take.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import smtplib
 import tempfile
 import time
@@ -74,7 +80,7 @@ def _report(results: list[Result], baseline: Result, print_: Callable[[str], Non
 BURST = """\
 [scenario]
 name = "bench"
-duration = 120
+duration = {duration}
 seed = 1
 detail = "{detail}"
 
@@ -87,12 +93,14 @@ locals = ["example.test"]
 rcpthosts = ["example.test"]
 
 [[workload]]
-kind = "burst"
-at = 1
-count = {count}
+{workload}
 from = "carol@other.test"
-to = ["alice@example.test", "bob@example.test"]
+to = {to}
 """
+
+A_DAY = 86_400.0
+SCALE_TARGET = 1_000_000  # messages: the issue's "day of a busy server"
+SCALE_RATE = SCALE_TARGET / A_DAY  # 11.6 messages a second, all day
 
 
 def bare_simpy(events: int) -> float:
@@ -111,18 +119,116 @@ def bare_simpy(events: int) -> float:
     return time.perf_counter() - start
 
 
-def model(count: int, detail: str) -> tuple[int, int, float]:
-    """(messages delivered, trace events, wall seconds) for a burst of `count` messages."""
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    """One run of the model: what it did and what it took."""
+
+    injected: int
+    delivered: int
+    queued: int
+    calls: int  # system calls the programs made: the model's events
+    traced: int  # events written to the trace (0 without one)
+    seconds: float
+    grew: int  # bytes the process grew by (resident set), 0 where unknown
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds if self.seconds else float("inf")
+
+
+def _resident() -> int:
+    """This process's resident set now, in bytes (Linux), else 0."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def model_run(scenario_text: str, trace: bool) -> ModelRun:
+    """Run a scenario (TOML text) in the model, with or without writing a trace."""
     from sim.run import run as run_model
     from sim.scenario import parse_scenario
 
-    scenario = parse_scenario(BURST.format(detail=detail, count=count), "bench")
-    with tempfile.NamedTemporaryFile(suffix=".jsonl") as trace:
+    scenario = parse_scenario(scenario_text, "bench")
+    with tempfile.TemporaryDirectory(prefix="qmailsim-bench-") as tmp:
+        out = str(Path(tmp) / "trace.jsonl") if trace else None
+        gc.collect()
+        before = _resident()
         start = time.perf_counter()
-        result = run_model(scenario, trace=trace.name, keep_trace=False)
+        result = run_model(scenario, trace=out, keep_trace=False)
         seconds = time.perf_counter() - start
-    summary = result.summary
-    return summary["messages"]["delivered"], summary["run"]["events"], seconds
+        grew = max(0, _resident() - before) if before else 0
+    kernels = [k for host in result.world.hosts.values() for k in host.kernels]
+    counts, events = result.summary["messages"], result.summary["run"]["events"]
+    return ModelRun(
+        counts["injected"],
+        counts["delivered"],
+        counts["queued"],
+        sum(k.calls for k in kernels),
+        events,
+        seconds,
+        grew,
+    )
+
+
+def burst(count: int, detail: str) -> str:
+    """A burst of `count` two-recipient messages at t=1, as TOML."""
+    workload = f'kind = "burst"\nat = 1\ncount = {count}'
+    to = '["alice@example.test", "bob@example.test"]'
+    return BURST.format(duration=120, detail=detail, workload=workload, to=to)
+
+
+def day(count: int) -> str:
+    """`count` one-recipient messages arriving as a busy server's day does (1M a day), fast."""
+    duration = count / SCALE_RATE
+    workload = f'kind = "poisson"\nrate = {SCALE_RATE:.6f}\nstop = {duration:.3f}'
+    return BURST.format(
+        duration=duration + 60, detail="fast", workload=workload, to='["alice@example.test"]'
+    )
+
+
+def _check(run: ModelRun) -> None:
+    if run.injected != run.delivered + run.queued:
+        raise RuntimeError(
+            f"benchmark lost mail: {run.injected} injected, {run.delivered} delivered"
+        )
+
+
+def model(count: int, print_: Callable[[str], None]) -> None:
+    """The model's events (calls) per second against bare SimPy, per level, trace or not."""
+    print_(f"model: a burst of {count} messages (2 recipients each), against bare SimPy")
+    print_("events are the programs' system calls, each one an event at the teaching level")
+    print_(f"{'level':<9} {'trace':<5} {'delivered':>9} {'events':>8} {'traced':>7} "
+           f"{'seconds':>7} {'events/s':>8} {'x bare':>7}")  # fmt: skip
+    for detail in ("teaching", "fast"):
+        for trace in (False, True):
+            r = model_run(burst(count, detail), trace)
+            _check(r)
+            bare = r.calls / bare_simpy(r.calls)
+            print_(
+                f"{detail:<9} {'yes' if trace else 'no':<5} {r.delivered:>9} {r.calls:>8} "
+                f"{r.traced:>7} {r.seconds:>7.2f} {r.rate:>8.0f} {r.rate / bare:>7.3f}"
+            )
+
+
+def scale(count: int, print_: Callable[[str], None]) -> None:
+    """A busy server's day at the fast level, cut to `count` messages, and what 1M would take."""
+    print_(f"scale: {count} messages arriving at {SCALE_RATE:.1f}/s (1,000,000 a day), "
+           "fast level, no trace")  # fmt: skip
+    r = model_run(day(count), trace=False)
+    _check(r)
+    per = r.seconds / max(1, r.injected)
+    print_(f"{r.injected} injected, {r.delivered} delivered, {r.queued} queued, "
+           f"{r.calls / max(1, r.injected):.0f} calls a message")  # fmt: skip
+    print_(f"{r.seconds:.1f} s of wall time: {per * 1e6:.0f} us a message")
+    line = f"1,000,000 messages at this rate: {per * SCALE_TARGET / 60:.0f} min (target: 5 min)"
+    if r.grew:
+        line += f"; memory grew {r.grew / max(1, r.injected):.0f} B a message, "
+        line += (
+            f"{r.grew / max(1, r.injected) * SCALE_TARGET / 2**30:.1f} GiB for 1M (target: 2 GB)"
+        )
+    print_(line)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +237,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--messages", type=int, default=50, metavar="N", help="messages per run (50)"
     )
     parser.add_argument(
-        "--only", choices=("receive", "model"), help="run one benchmark (default: both)"
+        "--only",
+        choices=("receive", "model", "scale"),
+        help="run one benchmark (default: all three)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="messages in the scale benchmark (default: 20 times --messages); "
+        "1000000 runs the whole day",
     )
 
 
@@ -139,6 +254,8 @@ def run(args: argparse.Namespace, print_: Callable[[str], None] = print) -> int:
     """Run the benchmarks and print a table; the ratios are what to quote."""
     if args.messages < 1:
         raise BadInput("--messages must be at least 1")
+    if getattr(args, "scale", None) is not None and args.scale < 1:
+        raise BadInput("--scale must be at least 1")
     only = getattr(args, "only", None)
     if only in (None, "receive"):
         print_(f"qmailsim bench: {args.messages} messages per run, fork and exec side by side")
@@ -147,13 +264,7 @@ def run(args: argparse.Namespace, print_: Callable[[str], None] = print) -> int:
         _report([fork, exec_], fork, print_)
         print_(f"exec costs {exec_.seconds / fork.seconds:.1f}x the time of fork-only per message")
     if only in (None, "model"):
-        print_(f"model: a burst of {args.messages} messages, against bare SimPy")
-        print_(f"{'level':<10} {'delivered':>9} {'events':>9} {'events/s':>10} {'x bare':>7}")
-        for detail in ("teaching", "fast"):
-            delivered, events, seconds = model(args.messages, detail)
-            if delivered != args.messages:
-                raise RuntimeError(f"benchmark lost mail: {delivered} of {args.messages}")
-            rate = events / seconds
-            bare = events / bare_simpy(events)
-            print_(f"{detail:<10} {delivered:>9} {events:>9} {rate:>10.0f} {rate / bare:>7.3f}")
+        model(args.messages, print_)
+    if only in (None, "scale"):
+        scale(getattr(args, "scale", None) or args.messages * 20, print_)
     return 0

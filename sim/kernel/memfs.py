@@ -122,14 +122,13 @@ class MemFS:
         """The inode at absolute `path`; ENOENT or ENOTDIR."""
         node = self.root
         for name in path.split("/"):
-            if not name:
-                continue
-            if not node.is_dir:
-                raise fs_error(errno.ENOTDIR, path)
-            child = node.entries.get(name)
-            if child is None:
-                raise fs_error(errno.ENOENT, path)
-            node = child
+            if name:
+                if node.kind != "dir":
+                    raise fs_error(errno.ENOTDIR, path)
+                child = node.entries.get(name)
+                if child is None:
+                    raise fs_error(errno.ENOENT, path)
+                node = child
         return node
 
     def parent(self, path: str) -> tuple[Inode, str]:

@@ -130,14 +130,18 @@ def call_fields(effect: fx.Effect, result: Any = None, error: OSError | None = N
     return fields
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+"""One encoder for every event: `json.dumps` with options would build a new one each time."""
+
+
 def encode(event: Mapping[str, Any]) -> bytes:
     """One event as one JSON line, short enough for an atomic pipe write."""
-    line = json.dumps(event, ensure_ascii=True, separators=(",", ":"))
+    line = _ENCODE(event)
     if len(line) > MAX_LINE:
         slim = {k: v for k, v in event.items() if not isinstance(v, (str, list, dict))}
         slim.update({k: event[k] for k in ("kind", "prog", "uid", "host") if k in event})
         slim["cut"] = True
-        line = json.dumps(slim, ensure_ascii=True, separators=(",", ":"))
+        line = _ENCODE(slim)
     return line.encode("ascii") + b"\n"
 
 
