@@ -4,7 +4,7 @@ Each handler takes the calling process and its effect and returns the call's res
 raises the `OSError` Linux would; one that can wait is a generator of SimPy events. Data
 calls charge by kind (file, pipe or socket I/O, per KiB); fsyncs hold a disk; blocking
 reads, writes, accepts and FIFO opens wait holding nothing. `DescriptorCalls` is mixed into
-`SimKernel` and uses its filesystem, network, cost table and charging (`_cpu`, `_settle`,
+`SimKernel` and uses its filesystem, network, cost table and charging (`_charge`, `_settle`,
 `_block`, `_disk`).
 """
 
@@ -93,22 +93,31 @@ class DescriptorCalls:
         if isinstance(obj, FileOpen):
             data = self.fs.read(obj.inode, obj.offset, e.size)
             obj.offset += len(data)
-            yield from self._cpu(p, c.file_io + self._per_kib(len(data), c.file_io_per_kib))
+            if (
+                hold := self._charge(p, c.file_io + self._per_kib(len(data), c.file_io_per_kib))
+            ) is not None:
+                yield hold
             return data
         if isinstance(obj, Console):
             data = bytes(obj.input[: e.size])  # type: ignore[index]
             del obj.input[: e.size]  # type: ignore[union-attr]
-            yield from self._cpu(p, c.pipe_io)
+            if (hold := self._charge(p, c.pipe_io)) is not None:
+                yield hold
             return data
         channel = obj.endpoint.rx if isinstance(obj, SockOpen) else obj.channel  # type: ignore[attr-defined]
-        yield from self._cpu(p, c.sock_io if isinstance(obj, SockOpen) else c.pipe_io)
+        if (
+            hold := self._charge(p, c.sock_io if isinstance(obj, SockOpen) else c.pipe_io)
+        ) is not None:
+            yield hold
         if e.timeout is not None:
             yield from self._block(p, obj.can_read, obj.sources(), e.timeout)
         if obj.nonblock and not channel.readable():
             raise fs_error(errno.EAGAIN, str(e.fd))
-        yield from self._block(p, channel.readable, (channel,))
+        if not channel.readable():
+            yield from self._block(p, channel.readable, (channel,))
         data = channel.take(e.size)
-        yield from self._cpu(p, self._per_kib(len(data), c.pipe_io_per_kib))
+        if (hold := self._charge(p, self._per_kib(len(data), c.pipe_io_per_kib))) is not None:
+            yield hold
         return data
 
     def _write(self, p: Proc, e: fx.Write) -> Sim:
@@ -116,24 +125,29 @@ class DescriptorCalls:
         if not obj.writes:
             raise fs_error(errno.EBADF, str(e.fd))
         if isinstance(obj, FileOpen):
-            yield from self._cpu(p, c.file_io + self._per_kib(size, c.file_io_per_kib))
+            if (
+                hold := self._charge(p, c.file_io + self._per_kib(size, c.file_io_per_kib))
+            ) is not None:
+                yield hold
             offset = len(obj.inode.data) if obj.append else obj.offset
             obj.offset = offset + self.fs.write(obj.inode, offset, e.data)
             return size
         if isinstance(obj, Console):
-            yield from self._cpu(p, c.pipe_io)
+            if (hold := self._charge(p, c.pipe_io)) is not None:
+                yield hold
             obj.output += e.data
             return size
         sock = isinstance(obj, SockOpen)
         channel = obj.endpoint.tx if sock else obj.channel  # type: ignore[attr-defined]
         base = c.sock_io if sock else c.pipe_io
-        yield from self._cpu(p, base + self._per_kib(size, c.pipe_io_per_kib))
+        if (hold := self._charge(p, base + self._per_kib(size, c.pipe_io_per_kib))) is not None:
+            yield hold
         view = memoryview(e.data)
         while view:
             if obj.nonblock:
                 if not channel.writable():
                     raise fs_error(errno.EAGAIN, str(e.fd))
-            else:
+            elif not channel.writable():
                 yield from self._block(p, channel.writable, (channel,), e.timeout)
             view = view[channel.put(view) :]
         return size
@@ -265,7 +279,8 @@ class DescriptorCalls:
 
     def _readdir(self, p: Proc, e: fx.Readdir) -> Sim:
         names = self.fs.readdir(self._path(p, e.path))
-        yield from self._cpu(p, len(names) * self.costs.readdir_per_entry)
+        if (hold := self._charge(p, len(names) * self.costs.readdir_per_entry)) is not None:
+            yield hold
         return names
 
     def _mkdir(self, p: Proc, e: fx.Mkdir) -> None:

@@ -258,7 +258,8 @@ class SimKernel(ProcessCalls, DescriptorCalls):
             try:
                 effect = p.gen.send(value) if error is None else p.gen.throw(error)  # type: ignore[union-attr]
             except StopIteration as stop:
-                yield from self._cpu(p, self.costs.exit)
+                if (hold := self._charge(p, self.costs.exit)) is not None:
+                    yield hold
                 yield from self._settle(p)
                 return (stop.value if isinstance(stop.value, int) else 0) & 0xFF
             except Exception as exc:
@@ -366,13 +367,15 @@ class SimKernel(ProcessCalls, DescriptorCalls):
 
     # -- charging and tracing ---------------------------------------------------------
 
-    def _cpu(self, p: Proc, seconds: float) -> Sim:
-        """Pay CPU time: now (teaching) or as debt paid before the next wait (fast)."""
+    def _charge(self, p: Proc, seconds: float) -> simpy.Event | None:
+        """Charge CPU time: the event to wait for (teaching), or None once it is added to the
+        debt paid before the next wait (fast). Not a generator: a call is hot."""
         if seconds > 0:
             if self.fast:
                 p.debt += seconds
-            else:
-                yield self.cpu.hold(seconds)
+                return None
+            return self.cpu.hold(seconds)
+        return None
 
     def _settle(self, p: Proc) -> Sim:
         """Pay the CPU debt (fast) before waiting, exiting, or starting a process."""

@@ -410,15 +410,15 @@ class Conn:
 
     def send(self, data: bytes) -> simpy.Process:
         """An event that fires when all of `data` is in the send buffer; EPIPE fails it."""
+        return self.env.process(self.sending(data))
 
-        def run() -> Generator[simpy.Event, Any, int]:
-            view, tx = memoryview(data), self.endpoint.tx
-            while view:
-                yield from wait_until(self.env, tx.writable, [tx])
-                view = view[tx.put(view) :]
-            return len(data)
-
-        return self.env.process(run())
+    def sending(self, data: bytes) -> Generator[simpy.Event, Any, int]:
+        """`send` to `yield from` in a SimPy process: no process of its own to start."""
+        view, tx = memoryview(data), self.endpoint.tx
+        while view:
+            yield from wait_until(self.env, tx.writable, [tx])
+            view = view[tx.put(view) :]
+        return len(data)
 
     def recv(self, size: int = 65536, timeout: float | None = None) -> simpy.Process:
         """An event whose value is up to `size` bytes, b"" at end of file."""
@@ -432,19 +432,21 @@ class Conn:
 
     def recv_until(self, delimiter: bytes = b"\n", limit: int = 1 << 20) -> simpy.Process:
         """An event whose value is the bytes up to and including `delimiter` (or to EOF)."""
+        return self.env.process(self.receiving_until(delimiter, limit))
 
-        def run() -> Generator[simpy.Event, Any, bytes]:
-            rx, got = self.endpoint.rx, bytearray()
-            while (at := got.find(delimiter)) < 0 and len(got) < limit:
-                yield from wait_until(self.env, rx.readable, [rx])
-                if rx.at_eof():
-                    return bytes(got)
-                got += rx.take(len(rx.buf))
-            end = at + len(delimiter) if at >= 0 else len(got)
-            rx.buf[0:0] = got[end:]  # what came after the line stays for the next read
-            return bytes(got[:end])
-
-        return self.env.process(run())
+    def receiving_until(
+        self, delimiter: bytes = b"\n", limit: int = 1 << 20
+    ) -> Generator[simpy.Event, Any, bytes]:
+        """`recv_until` to `yield from` in a SimPy process."""
+        rx, got = self.endpoint.rx, bytearray()
+        while (at := got.find(delimiter)) < 0 and len(got) < limit:
+            yield from wait_until(self.env, rx.readable, [rx])
+            if rx.at_eof():
+                return bytes(got)
+            got += rx.take(len(rx.buf))
+        end = at + len(delimiter) if at >= 0 else len(got)
+        rx.buf[0:0] = got[end:]  # what came after the line stays for the next read
+        return bytes(got[:end])
 
     def close(self) -> None:
         """Close the connection (a FIN follows the data already sent)."""

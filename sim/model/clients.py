@@ -96,31 +96,31 @@ class Clients:
         steps = [None, b"HELO outside\r\n", f"MAIL FROM:<{a.sender}>\r\n".encode()]
         for command in steps:
             if command is not None:
-                yield conn.send(command)
+                yield from conn.sending(command)
             if not (yield from self._expect(conn, out, b"2")):
                 return
         accepted = 0
         for r in a.recipients:
-            yield conn.send(f"RCPT TO:<{r}>\r\n".encode())
+            yield from conn.sending(f"RCPT TO:<{r}>\r\n".encode())
             accepted += yield from self._expect(conn, out, b"2")
         if not accepted:
-            yield conn.send(b"QUIT\r\n")
+            yield from conn.sending(b"QUIT\r\n")
             return
-        yield conn.send(b"DATA\r\n")
+        yield from conn.sending(b"DATA\r\n")
         if not (yield from self._expect(conn, out, b"3")):
             return
-        yield conn.send(compose(a, self.world.epoch, crlf=True) + b".\r\n")
+        yield from conn.sending(compose(a, self.world.epoch, crlf=True) + b".\r\n")
         if (yield from self._expect(conn, out, b"2")):
             out.accepted = True
             found = _QP.search(out.reply.encode())
             out.qp = int(found[1]) if found else None
-        yield conn.send(b"QUIT\r\n")
-        yield conn.recv_until(b"\n")
+        yield from conn.sending(b"QUIT\r\n")
+        yield from conn.receiving_until(b"\n")
 
     def _expect(self, conn: Conn, out: Outcome, first: bytes) -> Generator[simpy.Event, Any, bool]:
         """Read one (possibly multi-line) reply; True if its code starts with `first`."""
         while True:
-            line = yield conn.recv_until(b"\n")
+            line = yield from conn.receiving_until(b"\n")
             if not line.endswith(b"\n"):
                 out.reply = out.reply or "connection closed"
                 raise ConnectionAbortedError(0, "connection closed by the server")

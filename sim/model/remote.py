@@ -85,23 +85,23 @@ class RemoteMTA:
 
     def _session(self, conn: Conn) -> Generator[simpy.Event, Any, None]:
         """One SMTP connection, until QUIT or the client goes away."""
-        yield conn.send(f"220 {self.name} ESMTP model\r\n".encode())
+        yield from conn.sending(f"220 {self.name} ESMTP model\r\n".encode())
         state = Session()
         try:
             while True:
-                line = yield conn.recv_until(b"\n", MAX_LINE)
+                line = yield from conn.receiving_until(b"\n", MAX_LINE)
                 if not line.endswith(b"\n"):
                     return
                 verb, _, arg = line.decode("latin-1").strip().partition(" ")
                 verb = verb.upper()
                 if verb == "QUIT":
-                    yield conn.send(f"221 {self.name}\r\n".encode())
+                    yield from conn.sending(f"221 {self.name}\r\n".encode())
                     return
                 if verb == "DATA":
                     yield from self._data(conn, state)
                     state = Session()
                     continue
-                yield conn.send(self._reply(verb, arg, state))
+                yield from conn.sending(self._reply(verb, arg, state))
         except OSError:
             return  # the client went away (EPIPE)
         finally:
@@ -128,16 +128,16 @@ class RemoteMTA:
 
     def _data(self, conn: Conn, state: Session) -> Generator[simpy.Event, Any, None]:
         if not state.recipients:
-            yield conn.send(b"503 no valid recipients\r\n")
+            yield from conn.sending(b"503 no valid recipients\r\n")
             return
-        yield conn.send(b"354 go ahead\r\n")
+        yield from conn.sending(b"354 go ahead\r\n")
         size = 0
         while True:
-            line = yield conn.recv_until(b"\n", MAX_LINE)
+            line = yield from conn.receiving_until(b"\n", MAX_LINE)
             if not line.endswith(b"\n"):
                 return
             if line in (b".\r\n", b".\n"):
                 break
             size += len(line)
         self.received.append(Received(self.env.now, state.sender or "", state.recipients, size))
-        yield conn.send(b"250 ok: message accepted\r\n")
+        yield from conn.sending(b"250 ok: message accepted\r\n")
