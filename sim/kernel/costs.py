@@ -25,9 +25,11 @@ its duration; disk costs (fsync, the flush of a file's data) hold a disk; blocki
 - a trace `Note` is bookkeeping, not a system call: free.
 
 `detail` picks how the kernel charges: "teaching" charges and traces every call on its own;
-"fast" adds the costs of calls that cannot block to a debt paid in one step before the
-next call that can (or that another process can see), and traces those calls only on
-request, which makes large runs much cheaper at the price of coarser timestamps.
+"fast" adds the costs of calls that cannot block to a debt paid in one step when the process
+next has to wait (a read with nothing to read, an fsync, a sleep), forks, signals or exits,
+and traces those calls only on request. Large runs are much cheaper, at the price of coarser
+timestamps: what a process writes between two waits is seen by others at the time of the
+first call, not after the CPU time of the calls before it.
 """
 
 from __future__ import annotations
