@@ -87,6 +87,7 @@ detail = "{detail}"
 [[host]]
 name = "mail.example.test"
 users = ["alice", "bob"]
+fetch = {fetch}
 
 [host.control]
 locals = ["example.test"]
@@ -101,6 +102,7 @@ to = {to}
 A_DAY = 86_400.0
 SCALE_TARGET = 1_000_000  # messages: the issue's "day of a busy server"
 SCALE_RATE = SCALE_TARGET / A_DAY  # 11.6 messages a second, all day
+FETCH = 60  # seconds between the users' mail pickups in the day (a POP3 client's poll)
 
 
 def bare_simpy(events: int) -> float:
@@ -176,15 +178,17 @@ def burst(count: int, detail: str) -> str:
     """A burst of `count` two-recipient messages at t=1, as TOML."""
     workload = f'kind = "burst"\nat = 1\ncount = {count}'
     to = '["alice@example.test", "bob@example.test"]'
-    return BURST.format(duration=120, detail=detail, workload=workload, to=to)
+    return BURST.format(duration=120, detail=detail, workload=workload, to=to, fetch=0)
 
 
 def day(count: int) -> str:
-    """`count` one-recipient messages arriving as a busy server's day does (1M a day), fast."""
+    """`count` one-recipient messages arriving as a busy server's day does (1M a day), fast,
+    picked up by their reader every `FETCH` seconds."""
     duration = count / SCALE_RATE
     workload = f'kind = "poisson"\nrate = {SCALE_RATE:.6f}\nstop = {duration:.3f}'
+    to = '["alice@example.test"]'
     return BURST.format(
-        duration=duration + 60, detail="fast", workload=workload, to='["alice@example.test"]'
+        duration=duration + 60, detail="fast", workload=workload, to=to, fetch=FETCH
     )
 
 

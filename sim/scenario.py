@@ -35,7 +35,9 @@ class Host:
     """One host: its name (control/me), users, control files, .qmail files, and its MTA.
 
     `mta = "monolith"` boots `mta-monolith` (one root daemon) instead of qmail's programs,
-    for comparing the two designs on the same workload.
+    for comparing the two designs on the same workload. `fetch` (seconds, 0: never) is how
+    often the users' mail readers take and delete what is in their Maildirs, as POP3 clients
+    that leave nothing on the server; a long run needs it to stay small.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Host:
     cores: int = 2
     disks: int = 1
     mta: str = "qmail"
+    fetch: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +214,8 @@ def _costs(c: _Checker, table: Any, path: str) -> dict[str, float]:
 
 
 def _host(c: _Checker, t: Mapping[str, Any], path: str) -> Host:
-    c.unknown(t, {"name", "users", "control", "dotqmail", "costs", "cores", "disks", "mta"}, path)
+    known = {"name", "users", "control", "dotqmail", "costs", "cores", "disks", "mta", "fetch"}
+    c.unknown(t, known, path)
     name = c.get(t, "name", path, str, _REQUIRED)
     mta = c.get(t, "mta", path, str, "qmail")
     if mta not in MTAS:
@@ -243,6 +247,7 @@ def _host(c: _Checker, t: Mapping[str, Any], path: str) -> Host:
         cores=cores,
         disks=disks,
         mta=mta,
+        fetch=c.number(t, "fetch", path, 0.0),
     )
 
 

@@ -5,8 +5,9 @@ generator exactly as `RealKernel._drive` does: it sends each call's result in, o
 `OSError` a real kernel would raise, with the same errno. A call first pays its CPU cost from
 the cost table (holding one of `cores` CPUs, `servers.Server`, first come first served);
 fsyncs hold one of `disks`; blocking waits (pipe reads, accept, wait, sleep, select) hold
-nothing. In "fast" detail CPU costs become a debt paid when the process must wait. Files live in a `MemFS`, which knows
-what a power loss would keep; pipes, FIFOs and sockets are `simnet` channels.
+nothing. In "fast" detail CPU costs become a debt paid when the process must wait. Files live
+in a `MemFS`, which knows what a power loss would keep; pipes, FIFOs and sockets are `simnet`
+channels.
 
 This module is the process table, the driver, charging and tracing; the calls are handled
 in `simproc` (processes and signals) and `simio` (descriptors, files, sockets), on the open

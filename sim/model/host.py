@@ -25,8 +25,9 @@ import simpy
 from sim.kernel.costs import Costs
 from sim.kernel.memfs import MemFS, Special
 from sim.kernel.real import Resolver
-from sim.kernel.simkernel import PS_KEYS, SimKernel, ps_row
+from sim.kernel.simkernel import SimKernel, ps_row
 from sim.kernel.simnet import Network
+from sim.model.proctable import ProcessRows
 from sim.mta.home import Entry, layout, user_uid
 from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
 from sim.qmail.errors import BadInput
@@ -136,11 +137,13 @@ class SimHost:
         self.kernels: list[SimKernel] = []
         self.logs: list[bytes] = []  # qmail-send's log of earlier boots (kept by "syslog")
         self.notes: list[dict] = []  # a monolith's queue, delivery and sleep events, all boots
-        self.retired: list[tuple] = []  # ps rows (values) of processes long gone
-        self.retired_keys: tuple[str, ...] = ("boot", *PS_KEYS)
+        self.retired = ProcessRows()  # ps rows of processes long gone
         self.disk_factor = 1.0
         self.up = False
+        self.fetched = 0  # messages the users' mail readers took (see `Host.fetch`)
         self.boot()
+        if host.fetch > 0:
+            env.process(self._fetcher(host.fetch))
 
     @property
     def kernel(self) -> SimKernel:
@@ -193,14 +196,42 @@ class SimHost:
             ]
             for pid in gone:
                 proc = kernel.procs.pop(pid)
-                self.retired.append((boot, *ps_row(proc)))
+                self.retired.append(boot, ps_row(proc))
                 gen = proc.gen
                 if gen is not None and gen.gi_frame is not None:
                     abandon(gen)  # killed in the middle of a call
 
+    def _fetcher(self, every: float) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(every)
+            if self.up:
+                self.fetch_mail()
+
+    def fetch_mail(self) -> int:
+        """Each user's mail reader takes and deletes what is in Maildir/new and cur (as a POP3
+        client that leaves nothing on the server); returns how many messages it took."""
+        taken = 0
+        for user in self.spec.users:
+            for sub in ("new", "cur"):
+                box = f"{ROOT}/home/{user.lower()}/Maildir/{sub}"
+                try:
+                    names = self.fs.readdir(box)
+                except OSError:
+                    continue  # no such Maildir (a .qmail sends the user's mail elsewhere)
+                for name in names:
+                    self.fs.unlink(f"{box}/{name}")
+                taken += len(names)
+        self.fetched += taken
+        if taken and self.trace is not None:
+            event = {"t": round(float(self.env.now), 9), "host": self.name, "pid": 1, "ppid": 0}
+            why = f"the users' mail readers took {taken} messages from their Maildirs"
+            self.trace({**event, "uid": "root", "prog": "model", "kind": "fetch",
+                        "count": taken, "why": why})  # fmt: skip
+        return taken
+
     def ps(self) -> list[dict]:
         """Every process of every boot, as `SimKernel.ps` rows with the boot's number."""
-        rows = [dict(zip(self.retired_keys, values, strict=True)) for values in self.retired]
+        rows = list(self.retired.rows())
         for boot, kernel in enumerate(self.kernels):
             rows += [{"boot": boot, **row} for row in kernel.ps()]
         return sorted(rows, key=lambda row: row["pid"])
@@ -208,9 +239,7 @@ class SimHost:
     def accounts(self) -> Counter[str]:
         """How many processes ran under each account (the last one each ran as)."""
         counts: Counter[str] = Counter()
-        if self.retired:
-            user = self.retired_keys.index("user")
-            counts.update(values[user] for values in self.retired)
+        counts.update(self.retired.count("user"))
         counts.update(row["user"] for kernel in self.kernels for row in kernel.ps())
         return counts
 
@@ -243,7 +272,9 @@ class SimHost:
             return b""
 
     def all_logs(self) -> bytes:
-        """qmail-send's log over every boot."""
+        """qmail-send's log over every boot (one copy of it: a day's log is large)."""
+        if not self.logs:
+            return self.send_log()
         return b"".join([*self.logs, self.send_log()])
 
     def inject_env(self) -> dict[str, str]:

@@ -23,12 +23,13 @@ permanent failure counts as `bounced` all the same (it left the queue undelivere
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from sim.model.clients import Outcome
 from sim.model.logs import log_lines
 from sim.qmail.routing import RoutingConfig, rewrite
-from sim.qmail.sendlog import BounceMsg, InfoMsg, StartingDelivery, TripleBounce
+from sim.qmail.sendlog import BounceMsg, InfoMsg, LogLine, StartingDelivery, TripleBounce
 from sim.qmail.sendlog_metrics import DeliveryStats, LogSummary, MessageStats, analyze
 
 MONOLITH_OUTCOMES = {"ok": "success", "defer": "deferral", "fail": "failure"}
@@ -75,19 +76,23 @@ class HostLedger:
 
 def host_ledger(host: str, log: bytes, epoch: float) -> HostLedger:
     """Parse and match one host's log; messages in order of first appearance."""
-    lines = log_lines(log, epoch)
-    summary = analyze(lines)
     extra: dict[int, dict] = {}
     bounce_qps: set[int] = set()
-    for line in lines:
-        e = line.event
-        if isinstance(e, InfoMsg):
-            extra.setdefault(e.id, {})["qp"] = e.qp
-        elif isinstance(e, BounceMsg):
-            extra.setdefault(e.id, {})["bounced"] = True
-            bounce_qps.add(e.qp)
-        elif isinstance(e, TripleBounce):
-            extra.setdefault(e.id, {})["bounced"] = True
+
+    def noting(lines: Iterable[LogLine]) -> Iterator[LogLine]:
+        """Pass the lines on to `analyze`, keeping what it does not: qp and bounces."""
+        for line in lines:
+            e = line.event
+            if isinstance(e, InfoMsg):
+                extra.setdefault(e.id, {})["qp"] = e.qp
+            elif isinstance(e, BounceMsg):
+                extra.setdefault(e.id, {})["bounced"] = True
+                bounce_qps.add(e.qp)
+            elif isinstance(e, TripleBounce):
+                extra.setdefault(e.id, {})["bounced"] = True
+            yield line
+
+    summary = analyze(noting(log_lines(log, epoch)))
     messages: dict[int, Message] = {}  # the model never reuses a queue id (see MemFS)
     for m in summary.messages:
         x = extra.get(m.id, {})

@@ -10,6 +10,7 @@ to trust.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from sim.qmail.errors import BadInput
 from sim.qmail.sendlog import Event, LogLine, Tai64n, parse_event, parse_line
@@ -20,30 +21,42 @@ _SPLOGGER = re.compile(r"(\d+)\.(\d{6}) (.*)")
 
 def parse_send_log(data: bytes, epoch: float = 0.0) -> list[tuple[float | None, Event]]:
     """(seconds since `epoch` or None if unstamped, event) for each qmail-send line."""
-    out: list[tuple[float | None, Event]] = []
-    for raw in data.split(b"\n"):
+    return list(iter_send_log(data, epoch))
+
+
+def iter_send_log(data: bytes, epoch: float = 0.0) -> Iterator[tuple[float | None, Event]]:
+    """`parse_send_log` one line at a time: a day's log is never held twice."""
+    for raw in _lines(data):
         if not raw.strip():
             continue
         text = b2s(raw)
         try:
             if text.startswith("@"):
                 line = parse_line(raw)
-                out.append((None if line.t is None else line.t - epoch, line.event))
+                yield (None if line.t is None else line.t - epoch, line.event)
                 continue
             match = _SPLOGGER.fullmatch(text)
             if match:
                 t = int(match[1]) - epoch + int(match[2]) / 1e6
-                out.append((round(t, 6), parse_event(match[3])))
+                yield (round(t, 6), parse_event(match[3]))
             else:
-                out.append((None, parse_event(text)))
+                yield (None, parse_event(text))
         except BadInput:
             continue
-    return out
 
 
-def log_lines(data: bytes, epoch: float = 0.0) -> list[LogLine]:
-    """The log as `LogLine`s stamped in seconds since `epoch`, for `analyze`."""
-    return [
-        LogLine(event, None if t is None else Tai64n.from_time(max(0.0, t)))
-        for t, event in parse_send_log(data, epoch)
-    ]
+def _lines(data: bytes) -> Iterator[bytes]:
+    """The lines of `data`, without their newlines, one at a time (no copy of the whole)."""
+    start, size = 0, len(data)
+    while start < size:
+        end = data.find(b"\n", start)
+        if end < 0:
+            end = size
+        yield data[start:end]
+        start = end + 1
+
+
+def log_lines(data: bytes, epoch: float = 0.0) -> Iterator[LogLine]:
+    """The log as `LogLine`s stamped in seconds since `epoch`, for `analyze`, one by one."""
+    for t, event in iter_send_log(data, epoch):
+        yield LogLine(event, None if t is None else Tai64n.from_time(max(0.0, t)))

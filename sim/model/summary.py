@@ -88,6 +88,7 @@ def _host_summary(world: World, name: str) -> dict[str, Any]:
         "disks": h.spec.disks,
         "boots": len(h.kernels),
         "queue": _queue_counts(world, name),
+        "fetched": h.fetched,
         "processes": dict(sorted(users.items())),
     }
 

@@ -1,0 +1,92 @@
+"""What keeps a long run small: mail readers that fetch, and process rows kept in columns."""
+
+from __future__ import annotations
+
+import pytest
+
+import sim
+from sim.model.proctable import ProcessRows
+from sim.qmail.errors import BadInput
+from sim.scenario import parse_scenario
+
+DAY = """\
+[scenario]
+name = "fetching"
+duration = 40
+seed = 3
+
+[[host]]
+name = "mail.example.test"
+users = ["Alice", "bob"]
+{fetch}
+
+[host.control]
+locals = ["example.test"]
+rcpthosts = ["example.test"]
+
+[[workload]]
+kind = "poisson"
+rate = 2
+stop = 25
+from = "carol@other.test"
+to = ["alice@example.test", "bob@example.test"]
+"""
+
+
+def maildir(result: sim.run.Result, user: str) -> list[str]:
+    fs = result.world.hosts["mail.example.test"].fs
+    base = f"/var/qmail/home/{user}/Maildir"
+    return fs.readdir(f"{base}/new") + fs.readdir(f"{base}/cur")
+
+
+def test_without_fetch_every_delivered_message_stays_in_the_maildirs() -> None:
+    result = sim.run(parse_scenario(DAY.format(fetch=""), "day"))
+    delivered = result.summary["messages"]["delivered"]
+    assert delivered > 20
+    assert len(maildir(result, "alice")) == len(maildir(result, "bob")) == delivered
+    assert result.summary["hosts"]["mail.example.test"]["fetched"] == 0
+
+
+def test_fetch_empties_the_maildirs_on_its_period_and_counts_what_it_took() -> None:
+    result = sim.run(parse_scenario(DAY.format(fetch="fetch = 10"), "day"))
+    delivered = result.summary["messages"]["delivered"]
+    fetches = [e for e in result.trace if e.get("kind") == "fetch"]
+    assert [e["t"] for e in fetches] == [10, 20, 30]  # the last arrivals came before 25
+    assert all(e["prog"] == "model" and e["count"] > 0 for e in fetches)
+    taken = sum(e["count"] for e in fetches)
+    assert taken == result.summary["hosts"]["mail.example.test"]["fetched"] == 2 * delivered
+    assert maildir(result, "alice") == maildir(result, "bob") == []
+
+
+def test_fetch_must_be_a_number_of_seconds() -> None:
+    with pytest.raises(BadInput, match=r"host\[0\]\.fetch: must be a number >= 0"):
+        parse_scenario(DAY.format(fetch="fetch = -1"), "day.toml")
+    with pytest.raises(BadInput, match=r"host\[0\]\.fetch"):
+        parse_scenario(DAY.format(fetch='fetch = "often"'), "day.toml")
+
+
+def test_process_rows_come_back_as_they_went_in() -> None:
+    rows = ProcessRows()
+    given = [
+        (0, (100, 1, "root", 0, "qmail-start", "exited", 0.0, 1.5, 0)),
+        (1, (2**40, 100, "qmaild", 1001, "qmail-smtpd", "exited", 2.25, 3.0, -9)),
+        (1, (102, 100, "alias", 7790, "qmail-local", "zombie", 3.0, None, None)),
+    ]
+    for boot, values in given:
+        rows.append(boot, values)
+    keys = ("pid", "ppid", "user", "uid", "prog", "state", "start", "end", "status")
+    assert list(rows.rows()) == [{"boot": b, **dict(zip(keys, v, strict=True))} for b, v in given]
+    assert len(rows) == 3 and rows.count("user") == {"root": 1, "qmaild": 1, "alias": 1}
+    assert rows.count("state") == {"exited": 2, "zombie": 1}
+
+
+def test_a_long_run_keeps_every_process_row() -> None:
+    """Retired rows plus live ones are every process that ran, per account."""
+    result = sim.run(parse_scenario(DAY.format(fetch="fetch = 10"), "day"), until=200)
+    host = result.world.hosts["mail.example.test"]
+    assert len(host.retired) > 100  # most processes were retired into columns
+    rows = host.ps()
+    assert len({row["pid"] for row in rows}) == len(rows)
+    assert sum(host.accounts().values()) == len(rows)
+    users = {row["user"] for row in rows}
+    assert {"qmaild", "qmailq", "qmails", "qmailr", "qmaill", "alice", "bob"} <= users
