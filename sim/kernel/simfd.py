@@ -10,7 +10,7 @@ a listener stops listening. Each kind says whether a read or a write would not b
 from __future__ import annotations
 
 from sim.kernel.memfs import Inode
-from sim.kernel.simnet import Channel, Endpoint, Listener
+from sim.kernel.simchan import Channel, Endpoint, Listener
 from sim.kernel.simwait import Waitable
 
 

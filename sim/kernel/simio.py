@@ -16,6 +16,7 @@ import stat as S
 
 from sim.kernel import effects as fx
 from sim.kernel.memfs import Inode, fs_error
+from sim.kernel.simchan import Channel
 from sim.kernel.simfd import (
     Console,
     DirOpen,
@@ -25,7 +26,6 @@ from sim.kernel.simfd import (
     PipeEnd,
     SockOpen,
 )
-from sim.kernel.simnet import Channel
 from sim.kernel.simproc import Proc, Sim
 
 MAX_FDS = 1024

@@ -40,9 +40,10 @@ from sim.kernel.costs import Costs
 from sim.kernel.memfs import MemFS, fs_error
 from sim.kernel.real import Resolver
 from sim.kernel.servers import Server
+from sim.kernel.simchan import Channel
 from sim.kernel.simfd import Console
 from sim.kernel.simio import DescriptorCalls
-from sim.kernel.simnet import Channel, Network
+from sim.kernel.simnet import Network
 from sim.kernel.simproc import (
     INIT,
     SIGNALS,
