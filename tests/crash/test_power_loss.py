@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from sim.kernel import effects as fx
-from sim.programs import qmail_send
+from sim.programs import send_queue
 from sim.programs.queueops import Files
 from sim.qmail import lifecycle
 from tests.crash.conftest import DISKS, Message, PowerRun, Verdict, recover, verdict
@@ -187,7 +187,7 @@ def test_marking_a_recipient_done_keeps_the_other_records(monkeypatch) -> None:
             (0 not in acked or v.kept(message)) and not v.leftovers for _, acked, v in killed
         )
 
-    monkeypatch.setattr(qmail_send, "open_to_mark", opened_by_perform)
+    monkeypatch.setattr(send_queue, "open_to_mark", opened_by_perform)
     assert not kept_everywhere()
     monkeypatch.undo()
     assert kept_everywhere()
