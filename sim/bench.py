@@ -150,6 +150,7 @@ def _resident() -> int:
 def model_run(scenario_text: str, trace: bool) -> ModelRun:
     """Run a scenario (TOML text) in the model, with or without writing a trace."""
     from sim.run import run as run_model
+    from sim.run_cli import ProgressBar
     from sim.scenario import parse_scenario
 
     scenario = parse_scenario(scenario_text, "bench")
@@ -158,7 +159,11 @@ def model_run(scenario_text: str, trace: bool) -> ModelRun:
         gc.collect()
         before = _resident()
         start = time.perf_counter()
-        result = run_model(scenario, trace=out, keep_trace=False)
+        bar = ProgressBar()  # on a terminal, for runs longer than a second
+        try:
+            result = run_model(scenario, trace=out, keep_trace=False, progress=bar.update)
+        finally:
+            bar.stop()
         seconds = time.perf_counter() - start
         grew = max(0, _resident() - before) if before else 0
     kernels = [k for host in result.world.hosts.values() for k in host.kernels]
