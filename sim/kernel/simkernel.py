@@ -192,9 +192,12 @@ class SimKernel(ProcessCalls, DescriptorCalls):
             p.status, p.end = -SIGNALS["KILL"], float(self.env.now)
             self._bury(p)
 
-    def reap(self, before: float = math.inf) -> int:
+    def reap(
+        self, before: float = math.inf, into: Callable[[tuple[Any, ...]], None] | None = None
+    ) -> int:
         """Drop processes that exited before `before` and were collected (by their parent's
-        `Wait`, or by init) from `procs`; `ps` keeps their rows. Returns how many.
+        `Wait`, or by init) from `procs`; `ps` keeps their rows, or `into` takes each (a
+        `ps_row` tuple) to keep them its own way. Returns how many.
 
         A kernel otherwise keeps every process it ever ran, which over a long run is most
         of the memory; a pid still in `procs` can be looked up as before.
@@ -204,9 +207,12 @@ class SimKernel(ProcessCalls, DescriptorCalls):
             for p in self.procs.values()
             if p.state == "exited" and p.end is not None and p.end < before
         ]
+        keep = self.reaped.append if into is None else into
         for pid in gone:
             p = self.procs.pop(pid)
-            self.reaped.append(ps_row(p))
+            keep(ps_row(p))
+            if p.gen is not None and p.gen.gi_frame is not None:
+                finish(p.gen)  # stopped in the middle of a call (a crash's SIGKILL)
         return len(gone)
 
     def ps(self) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ then recover the queue as qmail does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import posixpath
 from collections import Counter
 from collections.abc import Callable, Generator
@@ -25,7 +26,7 @@ import simpy
 from sim.kernel.costs import Costs
 from sim.kernel.memfs import MemFS, Special
 from sim.kernel.real import Resolver
-from sim.kernel.simkernel import SimKernel, ps_row
+from sim.kernel.simkernel import SimKernel
 from sim.kernel.simnet import Network
 from sim.model.proctable import ProcessRows
 from sim.mta.home import Entry, layout, user_uid
@@ -189,17 +190,7 @@ class SimHost:
         all that needs to stay.
         """
         for boot, kernel in enumerate(self.kernels):
-            gone = [
-                p.pid
-                for p in kernel.procs.values()
-                if p.state == "exited" and p.end is not None and p.end < before
-            ]
-            for pid in gone:
-                proc = kernel.procs.pop(pid)
-                self.retired.append(boot, ps_row(proc))
-                gen = proc.gen
-                if gen is not None and gen.gi_frame is not None:
-                    abandon(gen)  # killed in the middle of a call
+            kernel.reap(before, into=functools.partial(self.retired.append, boot))
 
     def _fetcher(self, every: float) -> Generator[simpy.Event, Any, None]:
         while True:
@@ -280,17 +271,3 @@ class SimHost:
     def inject_env(self) -> dict[str, str]:
         """The environment a user's qmail-inject gets on this host."""
         return {"PATH": PATH, "QMAILHOME": ROOT}
-
-
-def abandon(gen: Generator[Any, Any, Any], tries: int = 64) -> None:
-    """Finish a program generator that is stopped mid-call.
-
-    `close()` alone is not enough: a program whose `finally` makes a call (closing a
-    descriptor) yields again and stays suspended, and the garbage collector later prints
-    "generator ignored GeneratorExit". Throwing GeneratorExit at each such call ends it.
-    """
-    for _ in range(tries):
-        try:
-            gen.throw(GeneratorExit)
-        except (Exception, GeneratorExit):
-            return

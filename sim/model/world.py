@@ -20,11 +20,12 @@ import simpy
 
 from sim.kernel.costs import Costs
 from sim.kernel.simnet import Network
+from sim.kernel.simproc import finish
 from sim.model import faults
 from sim.model.arrivals import plan
 from sim.model.clients import Clients
 from sim.model.dns import Directory, model_resolver
-from sim.model.host import SimHost, abandon
+from sim.model.host import SimHost
 from sim.model.remote import RemoteMTA
 from sim.qmail.errors import BadInput
 from sim.scenario import Scenario
@@ -129,9 +130,10 @@ class World:
             self.wall += time.perf_counter() - start
 
     def close(self) -> None:
-        """End the run: every program still running is closed, quietly (see `abandon`)."""
+        """End the run: every program still running is closed, quietly (see `finish`); the
+        process table keeps each one's state at the end."""
         for host in self.hosts.values():
             for kernel in host.kernels:
                 for proc in kernel.procs.values():
                     if proc.gen is not None and proc.gen.gi_frame is not None:
-                        abandon(proc.gen)
+                        finish(proc.gen)

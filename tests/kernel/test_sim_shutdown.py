@@ -9,6 +9,7 @@ import pytest
 
 from sim.kernel import effects as fx
 from sim.kernel.costs import Costs
+from sim.kernel.simkernel import PS_KEYS
 from tests.kernel.test_sim_kernel import Box
 
 
@@ -135,3 +136,20 @@ def test_reap_drops_collected_processes_and_ps_keeps_their_rows():
     box.env.run()
     assert box.kernel.reap() == 3 and box.kernel.procs == {}
     assert [row["state"] for row in box.kernel.ps()] == ["exited"] * 5
+
+
+def test_reap_can_hand_the_rows_to_a_keeper_of_its_own():
+    """The model keeps reaped rows in columns: `into` gets each row instead of `ps`."""
+
+    def quick(argv, env):
+        yield fx.Sleep(float(argv[1]))
+        return 0
+
+    box = Box({"t-quick": quick}, costs=Costs.free())
+    done = [box.spawn("t-quick", str(n)) for n in (1, 2, 3)]
+    box.env.run()
+    expected = [row for row in box.kernel.ps() if row["pid"] in {p.pid for p in done[:2]}]
+    kept: list[tuple] = []
+    assert box.kernel.reap(before=2.5, into=kept.append) == 2
+    assert [dict(zip(PS_KEYS, row, strict=True)) for row in kept] == expected
+    assert box.kernel.reaped == [] and [r["pid"] for r in box.kernel.ps()] == [done[2].pid]

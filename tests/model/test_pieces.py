@@ -12,8 +12,9 @@ from sim.kernel import effects as fx
 from sim.kernel.costs import Costs
 from sim.kernel.memfs import MemFS
 from sim.kernel.simkernel import SimKernel
+from sim.kernel.simproc import finish
 from sim.model.dns import Directory, model_resolver
-from sim.model.host import abandon, build_home, dotqmail_path
+from sim.model.host import build_home, dotqmail_path
 from sim.model.logs import parse_send_log
 from sim.qmail.errors import BadInput
 from sim.qmail.sendlog import EndMsg, NewMsg
@@ -129,7 +130,7 @@ def test_the_progress_bar_shows_only_on_a_terminal_after_a_second(monkeypatch) -
     bar.stop()
 
 
-def test_abandon_finishes_a_program_that_makes_calls_in_finally() -> None:
+def test_finish_ends_a_program_that_makes_calls_in_finally() -> None:
     def program() -> fx.Program:
         try:
             yield fx.Sleep(10)
@@ -140,5 +141,5 @@ def test_abandon_finishes_a_program_that_makes_calls_in_finally() -> None:
 
     gen = program()
     next(gen)
-    abandon(gen)
+    finish(gen)
     assert gen.gi_frame is None
