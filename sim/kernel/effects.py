@@ -240,6 +240,16 @@ class Truncate(Effect):
 
 
 @dataclass(frozen=True, slots=True)
+class Lock(Effect):
+    """Take an exclusive lock on the open file `fd` without waiting (qmail's lock_exnb, an
+    flock(2)). Returns None; EWOULDBLOCK (BlockingIOError) if another open file holds it.
+    The lock goes when every descriptor of the open file is closed (at exit, at the latest).
+    """
+
+    fd: int
+
+
+@dataclass(frozen=True, slots=True)
 class Seek(Effect):
     """Move `fd`'s offset to `offset` from the start. Returns the new offset."""
 

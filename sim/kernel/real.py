@@ -373,6 +373,9 @@ class RealKernel:
     def _truncate(self, e: fx.Truncate) -> None:
         os.ftruncate(e.fd, e.length)
 
+    def _lock(self, e: fx.Lock) -> None:
+        fcntl.flock(e.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
     def _seek(self, e: fx.Seek) -> int:
         return os.lseek(e.fd, e.offset, os.SEEK_SET)
 

@@ -251,6 +251,16 @@ class DescriptorCalls:
             raise fs_error(errno.EINVAL, str(e.fd))
         self.fs.truncate(obj.inode, e.length)
 
+    def _lock(self, p: Proc, e: fx.Lock) -> None:
+        """flock(LOCK_EX|LOCK_NB): held by an open file until its last descriptor closes."""
+        obj = self._fd(p, e.fd)
+        if not isinstance(obj, FileOpen):
+            raise fs_error(errno.EINVAL, str(e.fd))
+        holder = self.locks.get(obj.inode)
+        if holder is not None and holder is not obj and holder.refs > 0:
+            raise fs_error(errno.EWOULDBLOCK, str(e.fd))
+        self.locks[obj.inode] = obj
+
     def _seek(self, p: Proc, e: fx.Seek) -> int:
         obj = self._fd(p, e.fd)
         if not isinstance(obj, FileOpen | DirOpen):

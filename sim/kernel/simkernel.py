@@ -37,11 +37,11 @@ import simpy
 from sim.kernel import effects as fx
 from sim.kernel import trace as tr
 from sim.kernel.costs import Costs
-from sim.kernel.memfs import MemFS, fs_error
+from sim.kernel.memfs import Inode, MemFS, fs_error
 from sim.kernel.real import Resolver
 from sim.kernel.servers import Server
 from sim.kernel.simchan import Channel
-from sim.kernel.simfd import Console
+from sim.kernel.simfd import Console, OpenFile
 from sim.kernel.simio import DescriptorCalls
 from sim.kernel.simnet import Network
 from sim.kernel.simproc import (
@@ -109,6 +109,7 @@ class SimKernel(ProcessCalls, DescriptorCalls):
         self.reaped: list[tuple[Any, ...]] = []  # `ps` rows (values) of processes reaped
         self.accounts = dict(QMAIL_UIDS)
         self.fifos: dict[int, Channel] = {}
+        self.locks: dict[Inode, OpenFile] = {}  # flock()s, by the open file holding each
         self.next_pid = FIRST_PID
         self.fast = self.costs.fast
         calls = not self.fast if trace_calls is None else trace_calls

@@ -8,19 +8,15 @@ is qmail's by construction).
 Documented differences:
 * Maildir: there is no alarm effect, so the 24-hour delivery timer is not armed; the host part
   of the file name is `control/me` (gethostname is not an effect).
-* mbox: there is no flock/lockf effect. The exclusive lock is a lock file `<mbox>.lock`
-  created with O_EXCL (the dot-locking of mail readers), retried every 0.1 s for at most
-  30 s (then "File has been locked for 30 seconds straight."); a lock file older than
-  `STALE_LOCK` seconds is taken to be left by a crash and removed. It is released right
-  after the mbox is closed. If the lock file cannot be made for another reason (no write
-  permission in the directory) qmail's rule applies: deliver without the lock.
+* mbox: the exclusive lock is an flock (`Lock`, qmail's lock_exnb) tried every 0.1 s for at
+  most 30 s (then "File has been locked for 30 seconds straight."), where qmail blocks in
+  lock_ex under a 30-second alarm; it goes with the descriptor when the mbox is closed.
 * Programs: `/bin/sh -c` is the registered program `sh` (`sim.programs.sh`), the one place
   that leaves the effect world to exec a real shell.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno as _errno
 from collections.abc import Generator, Mapping
 from typing import Any
@@ -41,16 +37,14 @@ from sim.qmail.local import (
     report,
 )
 
-LOCK_RETRY = 0.1
-STALE_LOCK = 300  # seconds: a lock file this old was left by a crashed delivery
+LOCK_RETRY = 0.1  # seconds between tries of a taken lock
 
 
 class Files:
-    """Open descriptors by the path the operations name, and the lock files we hold."""
+    """Open descriptors by the path the operations name."""
 
     def __init__(self) -> None:
         self.fds: dict[str, int] = {}
-        self.locks: set[str] = set()
 
 
 def run_ops(ops: Generator[Any, Any, Any], files: Files) -> Call:
@@ -97,8 +91,7 @@ def perform(op: Any, files: Files) -> Call:
         case md.Unlink(path):
             yield fx.Unlink(path)
         case mb.LockExclusive(path, timeout):
-            yield from _dotlock(path, timeout)
-            files.locks.add(path)
+            yield from _lock(files.fds[path], path, timeout)
         case mb.SeekEnd(path):
             return (yield fx.Stat(fd=files.fds[path])).size
         case mb.Truncate(path, length):
@@ -109,44 +102,26 @@ def perform(op: Any, files: Files) -> Call:
 
 
 def _close(path: str, files: Files) -> Call:
-    """Close the file; then let go of its lock file, as close(2) would release a flock."""
-    fd = files.fds.pop(path)
-    try:
-        yield fx.Close(fd)
-    finally:
-        if path in files.locks:
-            files.locks.discard(path)
-            with contextlib.suppress(OSError):
-                yield fx.Unlink(f"{path}.lock")
+    """Close the file (which lets go of its lock)."""
+    yield fx.Close(files.fds.pop(path))
 
 
-def _dotlock(path: str, timeout: float) -> Call:
-    """Create `<path>.lock` exclusively; TimeoutError after `timeout` s of someone else's lock."""
-    lock = f"{path}.lock"
+def _lock(fd: int, path: str, timeout: float) -> Call:
+    """Lock `fd` exclusively; TimeoutError after `timeout` s of someone else's lock."""
     start = yield fx.Time()
     while True:
         try:
-            fd = yield fx.Open(lock, "w", create=True, exclusive=True, perm=0o600)
-        except FileExistsError:
+            yield fx.Lock(fd)
+            return
+        except BlockingIOError:
             now = yield fx.Time()
-            try:
-                if now - (yield fx.Stat(lock)).mtime > STALE_LOCK:
-                    yield fx.Unlink(lock)
-                    continue
-            except FileNotFoundError:
-                continue
             if now - start >= timeout:
-                raise TimeoutError(_errno.ETIMEDOUT, f"{lock} held too long") from None
+                raise TimeoutError(_errno.ETIMEDOUT, f"{path} locked too long") from None
             yield fx.Sleep(LOCK_RETRY)
-            continue
-        pid = yield fx.Getpid()
-        yield from write_all(fd, f"{pid}\n".encode())
-        yield fx.Close(fd)
-        return
 
 
 def deliver_mbox(target: str, lines: HeaderLines, message: bytes) -> Call:
-    """Append to an mbox file (qmail-local's mailfile), with the lock file as the lock."""
+    """Append to an mbox file (qmail-local's mailfile), locked with flock while it writes."""
     files = Files()
     outcome = yield from run_ops(mb.mailfile(target, mb.mbox_bytes(lines, message)), files)
     for fd in files.fds.values():

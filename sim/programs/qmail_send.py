@@ -70,10 +70,14 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
     except OSError:
         return (yield from die("start_queue"))
     yield fx.CatchSignals(("TERM", "ALRM", "HUP"))
-    try:  # no flock among the effects: the mutex is opened, not locked
-        yield fx.Open(q.LOCK_SENDMUTEX, "w")
+    try:
+        mutex = yield fx.Open(q.LOCK_SENDMUTEX, "w")
     except OSError:
         return (yield from die("start_mutex"))
+    try:  # held as long as this process lives: one qmail-send per queue
+        yield fx.Lock(mutex)
+    except OSError:
+        return (yield from die("start_running"))
     caps = {"local": control.concurrencylocal, "remote": control.concurrencyremote}
     for channel, fd in FD_IN.items():
         try:

@@ -44,6 +44,16 @@ def failing_open(argv, env):
     return 0
 
 
+def locker(argv, env):
+    """Lock argv[1] without waiting: 0 if it got the lock, 11 (EWOULDBLOCK) if taken."""
+    fd = yield fx.Open(argv[1], "w", create=True)
+    try:
+        yield fx.Lock(fd)
+    except BlockingIOError:
+        return 11
+    return 0
+
+
 def whoami(argv, env):
     """Report the real account (qmail-queue's question) as the exit status's source."""
     user, uid = yield fx.Getuid()
@@ -69,6 +79,7 @@ def crash_parent(argv, env):
 register("t-writer", "tests.kernel.progs:writer")
 register("t-parent", "tests.kernel.progs:parent")
 register("t-open", "tests.kernel.progs:failing_open")
+register("t-lock", "tests.kernel.progs:locker")
 register("t-whoami", "tests.kernel.progs:whoami", setuid="qmailq")
 register("t-crasher", "tests.kernel.progs:crasher")
 register("t-crash-parent", "tests.kernel.progs:crash_parent")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def test_failed_call_is_thrown_into_program_and_traced_with_errno(traced, tmp_pa
     assert kernel.run("t-open", [str(tmp_path / "missing")], {}, user=None) == 3
     (opened,) = [e for e in events() if e["kind"] == "open"]
     assert opened["err"] == "ENOENT"
+
+
+def test_lock_is_an_flock_that_another_holder_refuses(traced, tmp_path):
+    kernel, events = traced
+    mutex = tmp_path / "sendmutex"
+    mutex.touch()
+    with mutex.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert kernel.run("t-lock", [str(mutex)], {}, user=None) == 11  # EWOULDBLOCK
+    assert kernel.run("t-lock", [str(mutex)], {}, user=None) == 0  # closed: the lock went
+    assert [e.get("err") for e in events() if e["kind"] == "lock"] == ["EAGAIN", None]
 
 
 def test_setuid_program_keeps_real_account(traced):

@@ -584,3 +584,76 @@ def test_a_spawned_program_reads_stdin_and_its_output_is_kept():
     proc = box.run("t-cat", stdin=b"hello\n")
     assert bytes(proc.stdout) == b"HELLO\nlog on fd 0, as qmail-send writes it\n"
     assert bytes(proc.stderr) == b"done\n"
+
+
+def test_lock_is_held_by_the_open_file_until_its_last_descriptor_closes():
+    """flock semantics: a forked child shares the lock; it goes when the last holder closes."""
+
+    def holder(argv, env):
+        fd = yield fx.Open("/mutex", "w", create=True)
+        yield fx.Lock(fd)
+        yield fx.Lock(fd)  # again through the same open file: still ours
+
+        def child():
+            yield fx.Sleep(4)  # holds the inherited descriptor, and so the lock, until 4
+            return 0
+
+        yield fx.Fork(child)
+        yield fx.Sleep(2)
+        return 0
+
+    def trier(argv, env):
+        yield fx.Sleep(float(argv[1]))
+        fd = yield fx.Open("/mutex", "w", create=True)
+        try:
+            yield fx.Lock(fd)
+        except BlockingIOError:
+            return 11
+        return 0
+
+    def piper(argv, env):
+        r, _ = yield fx.Pipe()
+        try:
+            yield fx.Lock(r)
+        except OSError as exc:
+            return exc.errno
+        return 0
+
+    box = Box({"t-hold": holder, "t-try": trier, "t-pipe": piper}, costs=Costs.free())
+    box.spawn("t-hold")
+    tries = [box.spawn("t-try", at) for at in ("1", "3", "5")]
+    pipe = box.spawn("t-pipe")
+    box.env.run()
+    assert [p.status for p in tries] == [11, 11, 0]
+    assert pipe.status == errno.EINVAL
+
+
+@pytest.mark.parametrize(("held", "code", "after"), [(5.0, 0, 5.0), (40.0, 111, 30.0)])
+def test_mbox_delivery_waits_for_the_flock_and_gives_up_after_30_seconds(held, code, after):
+    """qmail-local's mailfile: lock_ex under a 30 s alarm, here tries every 0.1 s."""
+    from sim.programs.local_effects import deliver_mbox
+    from sim.qmail.local import HeaderLines
+
+    def hold(argv, env):
+        fd = yield fx.Open("/Mailbox", "a", create=True)
+        yield fx.Lock(fd)
+        yield fx.Sleep(float(argv[1]))
+        return 0
+
+    results = []
+
+    def deliver(argv, env):
+        yield fx.Sleep(0.05)
+        lines = HeaderLines("Delivered-To: bob@a.example\n", "Return-Path: <>\n", "")
+        outcome = yield from deliver_mbox("/Mailbox", lines, b"Subject: x\n\nhi\n")
+        results.append((outcome.code, (yield fx.Time())))
+        return 0
+
+    box = Box({"t-hold": hold, "t-deliver": deliver}, costs=Costs.free())
+    box.spawn("t-hold", str(held))
+    box.spawn("t-deliver")
+    box.env.run()
+    ((got, when),) = results
+    assert got == code and when == pytest.approx(after, abs=0.11)
+    mbox = box.kernel.fs.read(box.kernel.fs.lookup("/Mailbox"), 0, 1000)
+    assert (b"\n\nhi\n" in mbox) == (code == 0)

@@ -90,3 +90,25 @@ def test_a_long_run_keeps_every_process_row() -> None:
     assert sum(host.accounts().values()) == len(rows)
     users = {row["user"] for row in rows}
     assert {"qmaild", "qmailq", "qmails", "qmailr", "qmaill", "alice", "bob"} <= users
+
+
+def test_a_second_qmail_send_finds_the_mutex_locked_and_leaves() -> None:
+    """qmail-send locks lock/sendmutex: a second one on the same queue says so, exits 111."""
+    from sim.model.host import PATH, ROOT
+    from sim.model.world import World
+
+    world = World(parse_scenario(DAY.format(fetch=""), "day"), duration=40)
+    host = world.hosts["mail.example.test"]
+    world.env.run(until=5)
+    env = {"PATH": PATH, "QMAILHOME": ROOT}
+    second = host.kernel.spawn(
+        "qmail-start", ["./Maildir/", "splogger", "qmail"], env, "root", ROOT
+    )
+    world.run()
+    sends = [p for p in host.kernel.procs.values() if p.prog == "qmail-send"]
+    assert [p.status for p in sends] == [None, 111]  # the first runs on, the second left
+    assert sends[1].ppid == second or sends[1].pid == second
+    log = host.send_log().decode()
+    assert log.count("alert: cannot start: qmail-send is already running") == 1
+    accepted = sum(o.accepted for o in world.clients.outcomes)
+    assert accepted > 20 and log.count(" end msg ") == accepted  # the first delivered them all
