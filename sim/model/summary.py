@@ -152,9 +152,12 @@ def summarize(world: World, books: dict[str, HostLedger], messages: list[Message
 def run_figures(world: World, finished: int) -> dict[str, float | int]:
     """How fast the simulator itself went (wall clock: these vary from run to run)."""
     wall = max(world.wall, 1e-9)
+    calls = sum(k.calls for h in world.hosts.values() for k in h.kernels)
     return {
         "virtual_seconds": round(world.env.now, 6),
         "wall_seconds": round(world.wall, 3),
+        "calls": calls,
+        "calls_per_message": round(calls / finished, 1) if finished else None,
         "events": world.events,
         "events_per_wall_second": round(world.events / wall),
         "messages_per_wall_second": round(finished / wall, 1),

@@ -657,3 +657,17 @@ def test_mbox_delivery_waits_for_the_flock_and_gives_up_after_30_seconds(held, c
     assert got == code and when == pytest.approx(after, abs=0.11)
     mbox = box.kernel.fs.read(box.kernel.fs.lookup("/Mailbox"), 0, 1000)
     assert (b"\n\nhi\n" in mbox) == (code == 0)
+
+
+def test_the_kernel_counts_every_call_traced_or_quiet():
+    def calls(argv, env):
+        for _ in range(5):
+            yield fx.Getpid()  # quiet: never traced
+        yield fx.Note("step", {}, "a protocol step is a call too")
+        yield fx.Sleep(1)
+        return 0
+
+    box = Box({"t-calls": calls}, costs=Costs.free())
+    box.run("t-calls")
+    assert box.kernel.calls == 7
+    assert box.kinds() == ["step", "sleep", "exit"]  # the exit is the kernel's, not a call

@@ -79,6 +79,15 @@ def test_hosts_utilisation_and_processes_per_account(lesson: Result) -> None:
     assert sum(per_uid.values()) == spawned + sum(1 for e in lesson.trace if e["kind"] == "fork")
 
 
+def test_the_run_counts_the_calls_the_programs_made(lesson: Result) -> None:
+    run, m = lesson.summary["run"], lesson.summary["messages"]
+    traced = [e for e in lesson.trace if e.get("prog") not in (None, "model")]
+    traced_calls = [e for e in traced if e["kind"] != "exit"]  # an exit may be the kernel's
+    assert run["calls"] >= len(traced_calls) > 100  # and the quiet calls are not traced
+    finished = m["delivered"] + m["bounced"]
+    assert run["calls_per_message"] == round(run["calls"] / finished, 1)
+
+
 def test_tables_are_rows_without_pandas(lesson: Result) -> None:
     tables = lesson.tables()
     assert set(tables) == {"messages", "deliveries", "processes"}
