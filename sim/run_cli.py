@@ -127,4 +127,6 @@ def format_summary(s: dict[str, Any], description: str = "") -> list[str]:
         )
     per_uid = ", ".join(f"{user} {n}" for user, n in s["processes"].items())
     lines.append(f"processes per account: {per_uid}")
+    if r["calls_per_message"] is not None:
+        lines.append(f"system calls: {r['calls']}, {r['calls_per_message']:g} per message")
     return lines

@@ -101,6 +101,7 @@ def test_cli_prints_the_summary_as_text_and_as_json(tmp_path: Path, capsys) -> N
     text = "\n".join(lines)
     assert "messages    injected" in text and "qtime" in text and "xdelay" in text
     assert "processes per account:" in text and "seed 3" in text
+    assert re.search(r"^system calls: \d+, [\d.]+ per message$", text, re.M)
     lines.clear()
     trace = tmp_path / "t.jsonl"
     run(cli("--json", "--until", "120", "--trace", str(trace), "--detail", "fast"), lines.append)
