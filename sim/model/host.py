@@ -262,10 +262,14 @@ class SimHost:
         except OSError:
             return b""
 
-    def all_logs(self) -> bytes:
-        """qmail-send's log over every boot (one copy of it: a day's log is large)."""
+    def all_logs(self) -> bytes | memoryview:
+        """qmail-send's log over every boot, to read. A day's log is large: with one boot
+        this is a read-only view of the file as it is, not a copy."""
         if not self.logs:
-            return self.send_log()
+            try:
+                return memoryview(self.fs.lookup(posixpath.join(ROOT, SEND_LOG)).data).toreadonly()
+            except OSError:
+                return b""
         return b"".join([*self.logs, self.send_log()])
 
     def inject_env(self) -> dict[str, str]:

@@ -74,7 +74,7 @@ class HostLedger:
         return self.summary.deliveries
 
 
-def host_ledger(host: str, log: bytes, epoch: float) -> HostLedger:
+def host_ledger(host: str, log: bytes | memoryview, epoch: float) -> HostLedger:
     """Parse and match one host's log; messages in order of first appearance."""
     extra: dict[int, dict] = {}
     bounce_qps: set[int] = set()

@@ -46,7 +46,12 @@ def ledgers(world: World) -> dict[str, HostLedger]:
             waiting = {int(n.split(".", 1)[0]) for n in _monolith_queue(world, name)}
             books[name] = monolith_ledger(name, h.notes, locals_, waiting)
         else:
-            books[name] = host_ledger(name, h.all_logs(), world.epoch)
+            log = h.all_logs()
+            try:
+                books[name] = host_ledger(name, log, world.epoch)
+            finally:
+                if isinstance(log, memoryview):
+                    log.release()  # the file may grow again if the run goes on
     return books
 
 

@@ -112,3 +112,19 @@ def test_a_second_qmail_send_finds_the_mutex_locked_and_leaves() -> None:
     assert log.count("alert: cannot start: qmail-send is already running") == 1
     accepted = sum(o.accepted for o in world.clients.outcomes)
     assert accepted > 20 and log.count(" end msg ") == accepted  # the first delivered them all
+
+
+def test_a_run_can_go_on_after_its_summary() -> None:
+    """The summary reads the log through a view, not a copy; the log must still grow after."""
+    from sim.model.summary import result_of
+    from sim.model.world import World
+
+    world = World(parse_scenario(DAY.format(fetch=""), "day"), duration=40)
+    world.duration = 10
+    world.run()
+    first, _ = result_of(world)
+    world.duration = 40
+    world.run()
+    second, _ = result_of(world)
+    assert 0 < first["messages"]["injected"] < second["messages"]["injected"]
+    assert second["messages"]["queued"] == 0
