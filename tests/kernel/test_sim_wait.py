@@ -91,3 +91,49 @@ def test_cancelled_alarms_are_dropped_when_they_are_most_of_the_heap():
     assert len(clock.heap) == COMPACT_AT - 1 and clock.cancelled == 0
     env.run()
     assert [alarm[2].triggered for alarm in alarms[COMPACT_AT + 1 :]] == [True] * (COMPACT_AT - 1)
+
+
+def test_a_wait_woken_for_nothing_keeps_its_deadline_and_leaves_no_watchers():
+    """Changes that do not make it ready wake a wait; it waits on, and still times out."""
+    env = simpy.Environment()
+    a, b = Waitable(env), Waitable(env)
+    ends: list[float] = []
+
+    def wait():
+        with pytest.raises(TimeoutError):
+            yield from wait_until(env, lambda: False, [a, b], 10)
+        ends.append(env.now)
+
+    def poke():
+        for thing in (a, b, a, a, b):
+            yield env.timeout(1)
+            thing.notify()
+
+    env.process(wait())
+    env.process(poke())
+    env.run()
+    assert ends == [10]
+    assert a._wakes == {} and b._wakes == {}  # nothing left behind for the next waiter
+    clock = env.__dict__["qmailsim_alarms"]
+    assert all(alarm[2] is None or alarm[3] for alarm in clock.heap)
+
+
+def test_the_first_of_several_changes_wakes_a_select_once():
+    env = simpy.Environment()
+    a, b, state = Waitable(env), Waitable(env), {"ready": False}
+    woke: list[float] = []
+
+    def wait():
+        yield from wait_until(env, lambda: state["ready"], [a, b])
+        woke.append(env.now)
+
+    def both_at_once():
+        yield env.timeout(2)
+        state["ready"] = True
+        a.notify()
+        b.notify()  # the same wake: already fired, not fired again
+
+    env.process(wait())
+    env.process(both_at_once())
+    env.run()
+    assert woke == [2] and a._wakes == {} and b._wakes == {}
