@@ -37,17 +37,28 @@ class Folder:
     stamp: bytes = b""  # the stamp of the line being folded, once its first part is out
 
     def feed(self, data: bytes, now: float) -> list[bytes]:
-        """The complete output lines (each ending in LF) that `data` finishes."""
+        """The complete output lines (each ending in LF) that `data` finishes.
+
+        A byte at a time, a line is flushed at its LF, and before a byte that would make it
+        longer than the fold; here whole runs of bytes are moved at once, to the same effect.
+        """
         out: list[bytes] = []
-        for ch in data.translate(_SAFE):
-            if ch == 10:
-                self._flush(out, now)
-                self.stamp = b""
-                continue
-            if len(self.buffer) == SPLOGGER_FOLD - 1:
-                self._flush(out, now)
-            self.buffer.append(ch)
+        room = SPLOGGER_FOLD - 1
+        parts = data.translate(_SAFE).split(b"\n")
+        for part in parts[:-1]:
+            self._add(part, room, out, now)
+            self._flush(out, now)
+            self.stamp = b""
+        self._add(parts[-1], room, out, now)
         return out
+
+    def _add(self, part: bytes, room: int, out: list[bytes], now: float) -> None:
+        while part:
+            if len(self.buffer) == room:
+                self._flush(out, now)
+            take = room - len(self.buffer)
+            self.buffer += part[:take]
+            part = part[take:]
 
     def _flush(self, out: list[bytes], now: float) -> None:
         if not self.buffer:

@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sim.kernel.real import RealKernel
 from sim.programs.registry import resolve
 from sim.programs.splogger import Folder, stamp
+from sim.qmail.constants import SPLOGGER_FOLD
 
 T = 1700000000.25
 S = b"1700000000.250000"
@@ -52,6 +55,40 @@ def test_long_lines_fold_every_799_bytes_with_a_plus_and_the_same_stamp():
         S + b"+" + b"x" * 799 + b"\n",
         S + b"+" + b"x" * 102 + b"\n",
     ]
+
+
+def one_byte_at_a_time(chunks: list[bytes], now: float) -> list[bytes]:
+    """splogger.c's loop, literally: the reference for the chunked `Folder.feed`."""
+    out, buffer, line_stamp = [], bytearray(), b""
+
+    def flush():
+        nonlocal line_stamp
+        if buffer:
+            if line_stamp:
+                out.append(line_stamp + b"+" + bytes(buffer) + b"\n")
+            else:
+                line_stamp = stamp(now)
+                out.append(line_stamp + b" " + bytes(buffer) + b"\n")
+            buffer.clear()
+
+    for chunk in chunks:
+        for ch in chunk:
+            ch = ch if 32 <= ch <= 126 or ch == 10 else 63
+            if ch == 10:
+                flush()
+                line_stamp = b""
+                continue
+            if len(buffer) == SPLOGGER_FOLD - 1:
+                flush()
+            buffer.append(ch)
+    return out
+
+
+@given(st.lists(st.binary(max_size=2000) | st.sampled_from([b"\n", b"x" * 799, b"y" * 798])))
+def test_feeding_chunks_is_feeding_bytes_one_at_a_time(chunks):
+    folder = Folder()
+    got = [line for chunk in chunks for line in folder.feed(chunk, T)]
+    assert got == one_byte_at_a_time(chunks, T)
 
 
 def test_splogger_appends_stamped_lines_to_the_log_file_and_exits_at_eof(tmp_path: Path):
