@@ -1,0 +1,57 @@
+"""The effect vocabulary: one class per call, built fast and still frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sim.kernel import effects as fx
+
+
+def test_every_call_is_listed_once_and_is_the_class_programs_use():
+    names = [cls.__name__ for cls in fx.ALL_EFFECTS]
+    assert len(names) == len(set(names)) == 37
+    assert all(getattr(fx, cls.__name__) is cls for cls in fx.ALL_EFFECTS)
+
+
+@pytest.mark.parametrize("cls", [*fx.ALL_EFFECTS, fx.StatResult], ids=lambda c: c.__name__)
+def test_quick_init_builds_what_the_dataclass_would(cls):
+    fields = dataclasses.fields(cls)
+    values = {f.name: f"value of {f.name}" for f in fields}
+    made = cls(*values.values())
+    assert {f.name: getattr(made, f.name) for f in fields} == values
+    assert made == cls(**values) and hash(made) == hash(cls(**values))
+    required = {f.name: values[f.name] for f in fields if _required(f)}
+    defaults = cls(**required)
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            assert getattr(defaults, f.name) == f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            assert getattr(defaults, f.name) == f.default_factory()
+    if fields:  # (a field-less one trips over a dataclasses bug of slots with frozen)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, fields[0].name, None)
+    with pytest.raises(TypeError):
+        cls(*values.values(), "one too many")
+
+
+def test_a_default_factory_gives_each_effect_its_own_value():
+    one, two = fx.Note("a"), fx.Note("b")
+    assert one.fields == two.fields == {} and one.fields is not two.fields
+
+
+def test_quick_init_refuses_a_class_that_validates_itself():
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            assert self.n > 0
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        fx.quick_init(Checked)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
