@@ -8,10 +8,11 @@ what the call returns. Nothing here knows which kernel runs it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sim.qmail.frozen import quick_init
 
 Program = Generator["Effect", Any, int]
 """A running program: yields effects, receives their results, returns its exit status."""
@@ -379,39 +380,6 @@ ALL_EFFECTS: tuple[type[Effect], ...] = tuple(
 )
 """Every system call; each kernel must handle them all (a test checks). (`__subclasses__`
 also lists the classes `dataclass(slots=True)` replaced, until they are collected.)"""
-
-_UNSET = object()
-
-
-def quick_init(cls: type) -> type:
-    """Give a frozen, slotted dataclass an `__init__` that fills its slots through their
-    descriptors. The generated one goes through `object.__setattr__` for every field, which
-    makes building an effect, the commonest object of a run, cost twice as much; assigning
-    to a field afterwards still raises FrozenInstanceError."""
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} validates in __post_init__: keep its own __init__")
-    scope: dict[str, Any] = {"_UNSET": _UNSET}
-    params, body = [], []
-    for f in dataclasses.fields(cls):
-        scope[f"_set_{f.name}"] = getattr(cls, f.name).__set__
-        value = f.name
-        if f.default is not dataclasses.MISSING:
-            scope[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        elif f.default_factory is not dataclasses.MISSING:
-            scope[f"_factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_UNSET")
-            value = f"_factory_{f.name}() if {f.name} is _UNSET else {f.name}"
-        else:
-            params.append(f.name)
-        body.append(f"_set_{f.name}(self, {value})")
-    source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
-    exec(source, scope)
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = init  # type: ignore[misc]
-    return cls
-
 
 for _cls in (*ALL_EFFECTS, StatResult):
     quick_init(_cls)

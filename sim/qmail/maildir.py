@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from sim.qmail.constants import MAILDIR_RETRY_SLEEP, MAILDIR_TIMER, MAILDIR_TRIES, OSSIFIED
 from sim.qmail.errors import BadInput
+from sim.qmail.frozen import quick_init_all
 from sim.qmail.local import SUCCESS, HeaderLines, Outcome, is_temporary_errno, report
 from sim.qmail.text import s2b
 
@@ -131,6 +132,7 @@ Op = (
     | FsyncDir
     | Unlink
 )
+quick_init_all(*Op.__args__)
 R = TypeVar("R")
 
 

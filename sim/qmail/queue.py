@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sim.qmail.constants import OSSIFIED, SPLIT
 from sim.qmail.errors import BadInput
+from sim.qmail.frozen import quick_init_all
 
 CHANNELS = ("local", "remote")  # qmail-send's channel 0 and channel 1
 KINDS = ("mess", "intd", "todo", "info", "local", "remote", "bounce")  # a message's files
@@ -336,3 +337,4 @@ QueueOp = (
     | InjectBounce
     | Log
 )
+quick_init_all(*QueueOp.__args__)

@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 
 from sim.kernel import effects as fx
+from sim.qmail import maildir as md
+from sim.qmail import queue as q
 
 
 def test_every_call_is_listed_once_and_is_the_class_programs_use():
@@ -15,7 +17,10 @@ def test_every_call_is_listed_once_and_is_the_class_programs_use():
     assert all(getattr(fx, cls.__name__) is cls for cls in fx.ALL_EFFECTS)
 
 
-@pytest.mark.parametrize("cls", [*fx.ALL_EFFECTS, fx.StatResult], ids=lambda c: c.__name__)
+QUICK = [*fx.ALL_EFFECTS, fx.StatResult, *q.QueueOp.__args__, *md.Op.__args__]
+
+
+@pytest.mark.parametrize("cls", QUICK, ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_quick_init_builds_what_the_dataclass_would(cls):
     fields = dataclasses.fields(cls)
     values = {f.name: f"value of {f.name}" for f in fields}
