@@ -105,6 +105,7 @@ class MemFS:
         # The journal since the last commit, compacted to the last change of each name (a
         # commit takes all of it, so only that one matters); None: the name was removed.
         self.journal: dict[tuple[Inode, str], Inode | None] = {}
+        self.dirs: dict[str, Inode] = {}  # directories by path, as `lookup` found them
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -119,9 +120,30 @@ class MemFS:
         return "/" + full.lstrip("/")
 
     def lookup(self, path: str) -> Inode:
-        """The inode at absolute `path`; ENOENT or ENOTDIR."""
+        """The inode at absolute `path`; ENOENT or ENOTDIR.
+
+        The directories on the way are remembered by path (`dirs`): the programs name the
+        same few directories again and again. A directory that goes (`_remove`) forgets
+        them all, so a remembered path is always what a walk from the root would find.
+        """
+        head, _, last = path.rpartition("/")
+        directory = self.dirs.get(head)
+        if directory is None:
+            directory = self._walk(head, path)
+            if directory.kind == "dir":
+                self.dirs[head] = directory
+        if not last:
+            return directory
+        if directory.kind != "dir":
+            raise fs_error(errno.ENOTDIR, path)
+        node = directory.entries.get(last)
+        if node is None:
+            raise fs_error(errno.ENOENT, path)
+        return node
+
+    def _walk(self, head: str, path: str) -> Inode:
         node = self.root
-        for name in path.split("/"):
+        for name in head.split("/"):
             if name:
                 if node.kind != "dir":
                     raise fs_error(errno.ENOTDIR, path)
@@ -165,6 +187,7 @@ class MemFS:
         if node.is_dir:
             node.nlink -= 1
             directory.nlink -= 1
+            self.dirs.clear()  # it, or a directory under it, may be remembered
         if node.nlink == 0 and node.kind == "file":
             self.used -= len(node.data)
         directory.mtime = self.clock()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import posixpath
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sim.kernel.memfs import FIRST_INO, MemFS, Special
@@ -323,3 +324,47 @@ def test_names_links_and_crashes_match_a_dict_model(ops):
         assert node.ino == ino
         assert node.nlink == list(model.names.values()).count(ino)
     assert fs.crash().dump() == model.after_crash()
+
+
+NAMES = ["/a", "/b", "/a/c", "/b/c", "/a/c/d", "/b/c/d", "/a/f", "/b/f"]
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["mkdir", "create", "rename", "unlink"]), *[st.sampled_from(NAMES)] * 2
+    ),
+    max_size=25,
+)
+
+
+def _walked(fs: MemFS, path: str) -> int | str:
+    """What a walk from the root finds: an inode number or the errno's name."""
+    try:
+        return fs._walk(path, path).ino
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+
+def _looked_up(fs: MemFS, path: str) -> int | str:
+    try:
+        return fs.lookup(path).ino
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+
+@given(OPS)
+@example([("mkdir", "/a", ""), ("mkdir", "/a/c", ""), ("mkdir", "/b", ""), ("rename", "/a", "/b")])
+@example([("mkdir", "/a", ""), ("mkdir", "/a/c", ""), ("rename", "/a", "/b"), ("mkdir", "/a", "")])
+def test_remembered_directories_always_agree_with_a_walk_from_the_root(ops):
+    """lookup remembers directories by path; renames and removals must not fool it."""
+    fs = MemFS()
+    for op, one, two in ops:
+        with contextlib.suppress(OSError):
+            if op == "mkdir":
+                fs.mkdir(one)
+            elif op == "create":
+                fs.create(one, 0o644, 0)
+            elif op == "rename":
+                fs.rename(one, two)
+            else:
+                fs.unlink(one)
+        for path in NAMES:
+            assert _looked_up(fs, path) == _walked(fs, path), (op, one, two, path)
