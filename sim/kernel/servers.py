@@ -9,7 +9,8 @@ one booking and one timeout, and the simulation does a quarter of the work.
 Bookings are made at the current time, which only advances, so the work booked on a unit
 after `now` is one unbroken stretch ending at its free time: busy time up to now is what
 was booked minus what is still ahead. A process killed while it waits for its turn keeps
-its booking (the model's one difference from the Resource, which would cancel it).
+its booking (the model's one difference from the Resource, which would cancel it); a power
+cut or the end of a run (`stop`) cancels every booking still ahead.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ class Server:
         heapq.heapreplace(self.free, end)
         self.booked += seconds
         return self.env.timeout(end - now)
+
+    def stop(self) -> None:
+        """Cancel the service still ahead (the power went, or the run ended): nothing more
+        is served, and none of it counts as busy time."""
+        now = self.env.now
+        for i, free in enumerate(self.free):
+            if free > now:
+                self.booked -= free - now
+                self.free[i] = now
+        heapq.heapify(self.free)
 
     @property
     def count(self) -> int:

@@ -17,12 +17,21 @@ from sim.kernel.simwait import Waitable
 class OpenFile:
     """An open file description: shared by dup2 and fork, released at its last close."""
 
-    __slots__ = ("nonblock", "refs")
+    __slots__ = ("lock", "nonblock", "refs")
     reads = writes = False
 
     def __init__(self) -> None:
         self.refs = 0
         self.nonblock = False
+        self.lock: object = None  # what its flock locks (see `lock_key`), while it holds one
+
+    def lock_key(self) -> object:
+        """What an flock through it locks: the file (inode, pipe, socket), not the descriptor."""
+        for name in ("inode", "channel", "endpoint", "listener"):
+            key = getattr(self, name, None)
+            if key is not None:
+                return key
+        return self
 
     def release(self) -> None:
         """The last descriptor referring to it was closed."""

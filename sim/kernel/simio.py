@@ -54,6 +54,9 @@ class DescriptorCalls:
         obj.refs -= 1
         if obj.refs == 0:
             obj.release()
+            if obj.lock is not None:  # its flock goes with its last descriptor
+                del self.locks[obj.lock]
+                obj.lock = None
 
     def _path(self, p: Proc, path: str) -> str:
         return self.fs.abspath(path, p.cwd)
@@ -254,12 +257,12 @@ class DescriptorCalls:
     def _lock(self, p: Proc, e: fx.Lock) -> None:
         """flock(LOCK_EX|LOCK_NB): held by an open file until its last descriptor closes."""
         obj = self._fd(p, e.fd)
-        if not isinstance(obj, FileOpen):
-            raise fs_error(errno.EINVAL, str(e.fd))
-        holder = self.locks.get(obj.inode)
-        if holder is not None and holder is not obj and holder.refs > 0:
+        key = obj.lock_key()
+        holder = self.locks.get(key)
+        if holder is not None and holder is not obj:
             raise fs_error(errno.EWOULDBLOCK, str(e.fd))
-        self.locks[obj.inode] = obj
+        self.locks[key] = obj
+        obj.lock = key
 
     def _seek(self, p: Proc, e: fx.Seek) -> int:
         obj = self._fd(p, e.fd)

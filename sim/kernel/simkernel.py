@@ -6,7 +6,7 @@ generator exactly as `RealKernel._drive` does: it sends each call's result in, o
 the cost table (holding one of `cores` CPUs, `servers.Server`, first come first served);
 fsyncs hold one of `disks`; blocking waits (pipe reads, accept, wait, sleep, select) hold
 nothing. In "fast" detail CPU costs become a debt paid when the process must wait. Files live
-in a `MemFS`, which knows what a power loss would keep; pipes, FIFOs and sockets are `simnet`
+in a `MemFS`, which knows what a power loss would keep; pipes, FIFOs and sockets are `simchan`
 channels.
 
 This module is the process table, the driver, charging and tracing; the calls are handled
@@ -37,7 +37,7 @@ import simpy
 from sim.kernel import effects as fx
 from sim.kernel import trace as tr
 from sim.kernel.costs import Costs
-from sim.kernel.memfs import Inode, MemFS, fs_error
+from sim.kernel.memfs import MemFS, fs_error
 from sim.kernel.real import Resolver
 from sim.kernel.servers import Server
 from sim.kernel.simchan import Channel
@@ -109,14 +109,14 @@ class SimKernel(ProcessCalls, DescriptorCalls):
         self.reaped: list[tuple[Any, ...]] = []  # `ps` rows (values) of processes reaped
         self.accounts = dict(QMAIL_UIDS)
         self.fifos: dict[int, Channel] = {}
-        self.locks: dict[Inode, OpenFile] = {}  # flock()s, by the open file holding each
+        self.locks: dict[object, OpenFile] = {}  # flock()s: what is locked -> the holder
         self.next_pid = FIRST_PID
         self.fast = self.costs.fast
         calls = not self.fast if trace_calls is None else trace_calls
         self.traced = frozenset(
             c for c in fx.ALL_EFFECTS if c not in tr.QUIET and (calls or c in tr.ALWAYS)
         )
-        self.calls = 0  # how many calls the programs made: the model's unit of work
+        self.calls = 0  # system calls the programs made (a Note is not one): the unit of work
         # per call: (handler, is it a generator, CPU cost before it, is it traced)
         self.dispatch: dict[type[fx.Effect], tuple[Callable[..., Any], bool, float, bool]] = {}
         for cls in fx.ALL_EFFECTS:
@@ -173,6 +173,8 @@ class SimKernel(ProcessCalls, DescriptorCalls):
         for p in list(self.procs.values()):
             if p.alive:
                 self._signal(p, "KILL")
+        self.cpu.stop()
+        self.disk.stop()
 
     def shutdown(self) -> None:
         """End the run: stop every live process where it is and release what it holds.
@@ -192,6 +194,8 @@ class SimKernel(ProcessCalls, DescriptorCalls):
                 finish(p.gen)
             p.status, p.end = -SIGNALS["KILL"], float(self.env.now)
             self._bury(p)
+        self.cpu.stop()
+        self.disk.stop()
 
     def reap(
         self, before: float = math.inf, into: Callable[[tuple[Any, ...]], None] | None = None
@@ -275,12 +279,14 @@ class SimKernel(ProcessCalls, DescriptorCalls):
             except Exception as exc:
                 return self._crash(p, exc)
             value, error = None, None
-            self.calls += 1
-            call = self.dispatch.get(type(effect))
+            kind = type(effect)
+            call = self.dispatch.get(kind)
             if call is None:
                 bug = TypeError(f"{p.prog} yielded {effect!r}, not an effect")
                 return self._crash(p, bug)
             handler, blocks, base, traced = call
+            if kind is not fx.Note:
+                self.calls += 1
             try:
                 if base:
                     if self.fast:

@@ -18,7 +18,7 @@ import contextlib
 import functools
 import posixpath
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import simpy
@@ -262,15 +262,25 @@ class SimHost:
         except OSError:
             return b""
 
-    def all_logs(self) -> bytes | memoryview:
-        """qmail-send's log over every boot, to read. A day's log is large: with one boot
-        this is a read-only view of the file as it is, not a copy."""
-        if not self.logs:
-            try:
-                return memoryview(self.fs.lookup(posixpath.join(ROOT, SEND_LOG)).data).toreadonly()
-            except OSError:
-                return b""
+    def all_logs(self) -> bytes:
+        """qmail-send's log over every boot."""
         return b"".join([*self.logs, self.send_log()])
+
+    @contextlib.contextmanager
+    def log_view(self) -> Iterator[bytes | memoryview]:
+        """qmail-send's log over every boot, to read there and then without copying a day's
+        log when there was one boot. The view is released on leaving: while it exists, the
+        log file cannot grow."""
+        if self.logs:
+            yield self.all_logs()
+            return
+        try:
+            data = self.fs.lookup(posixpath.join(ROOT, SEND_LOG)).data
+        except OSError:
+            yield b""
+            return
+        with memoryview(data) as view, view.toreadonly() as readonly:
+            yield readonly
 
     def inject_env(self) -> dict[str, str]:
         """The environment a user's qmail-inject gets on this host."""

@@ -49,6 +49,8 @@ def iter_send_log(
 
 def _lines(data: bytes | memoryview) -> Iterator[bytes]:
     """The lines of `data`, without their newlines, one at a time (no copy of the whole)."""
+    if isinstance(data, memoryview) and not (data.format == "B" and data.nbytes == len(data.obj)):
+        data = bytes(data)  # a part of something, or not bytes: offsets would not match
     whole = data.obj if isinstance(data, memoryview) else data  # has find(); not copied
     start, size = 0, len(data)
     while start < size:

@@ -46,12 +46,8 @@ def ledgers(world: World) -> dict[str, HostLedger]:
             waiting = {int(n.split(".", 1)[0]) for n in _monolith_queue(world, name)}
             books[name] = monolith_ledger(name, h.notes, locals_, waiting)
         else:
-            log = h.all_logs()
-            try:
+            with h.log_view() as log:
                 books[name] = host_ledger(name, log, world.epoch)
-            finally:
-                if isinstance(log, memoryview):
-                    log.release()  # the file may grow again if the run goes on
     return books
 
 

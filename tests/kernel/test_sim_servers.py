@@ -87,3 +87,19 @@ def test_a_job_waits_for_the_unit_that_frees_first():
 def test_a_server_needs_a_unit(units):
     with pytest.raises(ValueError, match="at least one unit"):
         Server(simpy.Environment(), units)
+
+
+def test_stop_cancels_the_service_booked_ahead():
+    """A power cut: what was booked but not yet served neither runs nor counts as busy."""
+    env = simpy.Environment()
+    disk = Server(env, 2)
+    for seconds in (3, 5, 2):
+        disk.hold(seconds)
+    env.run(until=1)
+    disk.stop()
+    assert disk.count == 0 and disk.busy() == pytest.approx(2)  # two units, one second each
+    env.run(until=10)
+    assert disk.busy() == pytest.approx(2)
+    done = disk.hold(1)
+    env.run(until=done)
+    assert env.now == pytest.approx(11) and disk.busy() == pytest.approx(3)

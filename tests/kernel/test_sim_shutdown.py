@@ -86,8 +86,11 @@ def test_shutdown_stops_every_process_quietly_and_releases_what_it_held(unraisab
     assert zombie.state == "zombie" and box.kernel.net.listeners
     traced = len(box.events)
 
+    assert box.kernel.cpu.count == 1  # a spinner's turn is booked ahead
     box.kernel.shutdown()
 
+    assert box.kernel.cpu.count == 0  # cancelled, not left to run out
+    assert box.kernel.cpu.busy() == pytest.approx(box.env.now)  # one core, busy all along
     assert {row["state"] for row in box.kernel.ps()} == {"exited"}
     assert [p.status for p in (tidy_proc, parent, *spinners)] == [-9] * 4
     assert all(p.gen.gi_frame is None for p in box.kernel.procs.values())
