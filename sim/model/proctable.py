@@ -18,8 +18,8 @@ from sim.kernel.simkernel import PS_KEYS
 KEYS = ("boot", *PS_KEYS)
 NAMES = ("user", "prog", "state")  # columns of names: an index into `names`
 FLOATS = ("start", "end")
-_TYPE = {"boot": "H", "user": "H", "prog": "H", "state": "B", "start": "d", "end": "d"}
-"""Typecodes: names index `names`; pids, uids and statuses are "l" (64 bits here)."""
+_TYPE = {"boot": "I", "user": "I", "prog": "I", "state": "I", "start": "d", "end": "d"}
+"""Typecodes: names index `names`; pids, uids and statuses are "q" (64 bits)."""
 NONE = -(2**63)  # an int column's None
 
 
@@ -27,7 +27,7 @@ class ProcessRows:
     """Append-only `ps` rows (with the boot each ran in) in typed columns."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, array] = {key: array(_TYPE.get(key, "l")) for key in KEYS}
+        self.columns: dict[str, array] = {key: array(_TYPE.get(key, "q")) for key in KEYS}
         self.names: list[str] = []
         self.index: dict[str, int] = {}
 
@@ -35,15 +35,18 @@ class ProcessRows:
         return len(self.columns["pid"])
 
     def append(self, boot: int, values: tuple[Any, ...]) -> None:
-        """Add one row: `values` in `PS_KEYS` order (see `simkernel.ps_row`)."""
+        """Add one row: `values` in `PS_KEYS` order (see `simkernel.ps_row`). The whole row
+        is converted before any column grows, so a bad value leaves the columns in step."""
+        cells = []
         for key, value in zip(KEYS, (boot, *values), strict=True):
-            column = self.columns[key]
             if key in NAMES:
-                column.append(self._name(value))
+                cells.append(self._name(value))
             elif key in FLOATS:
-                column.append(math.nan if value is None else value)
+                cells.append(math.nan if value is None else float(value))
             else:
-                column.append(NONE if value is None else value)
+                cells.append(NONE if value is None else int(value))
+        for column, cell in zip(self.columns.values(), cells, strict=True):
+            column.append(cell)
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row as a dict, as it went in."""

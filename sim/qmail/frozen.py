@@ -18,9 +18,10 @@ def quick_init(cls: type) -> type:
     descriptors. The generated one goes through `object.__setattr__` for every field, which
     makes building an effect, the commonest object of a run, cost twice as much; assigning
     to a field afterwards still raises FrozenInstanceError."""
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} validates in __post_init__: keep its own __init__")
-    scope: dict[str, Any] = {"_UNSET": _UNSET}
+    refuse = _why_not(cls)
+    if refuse:
+        raise TypeError(f"quick_init: {cls.__name__} {refuse}: keep its own __init__")
+    scope: dict[str, Any] = {"_UNSET": _UNSET, "__name__": cls.__module__}
     params, body = [], []
     for f in dataclasses.fields(cls):
         scope[f"_set_{f.name}"] = getattr(cls, f.name).__set__
@@ -41,6 +42,21 @@ def quick_init(cls: type) -> type:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     cls.__init__ = init  # type: ignore[misc]
     return cls
+
+
+def _why_not(cls: type) -> str:
+    """Why `quick_init` cannot build `cls` as its dataclass would ("" if it can)."""
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+        return "is not a frozen, slotted dataclass"
+    if hasattr(cls, "__post_init__"):
+        return "validates in __post_init__"
+    init = cls.__dict__.get("__init__")
+    if init is None or init.__code__.co_filename != "<string>":  # dataclasses' are made so
+        return "has an __init__ of its own"
+    if any(f.kw_only or not f.init for f in dataclasses.fields(cls)):
+        return "has keyword-only or init=False fields"
+    return ""
 
 
 def quick_init_all(*classes: type) -> None:

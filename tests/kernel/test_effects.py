@@ -60,3 +60,33 @@ def test_quick_init_refuses_a_class_that_validates_itself():
 
 def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        (dict(frozen=False, slots=True), "not a frozen, slotted"),
+        (dict(frozen=True, slots=False), "not a frozen, slotted"),
+        (dict(frozen=True, slots=True, kw_only=True), "keyword-only"),
+    ],
+)
+def test_quick_init_refuses_what_it_would_build_wrongly(kind, why):
+    @dataclasses.dataclass(**kind)
+    class Odd:
+        n: int
+
+    with pytest.raises(TypeError, match=why):
+        fx.quick_init(Odd)
+
+
+def test_quick_init_keeps_an_init_of_the_classs_own():
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Own:
+        n: int
+
+        def __init__(self, text: str) -> None:
+            object.__setattr__(self, "n", int(text))
+
+    with pytest.raises(TypeError, match="__init__ of its own"):
+        fx.quick_init(Own)
+    assert fx.Read.__init__.__module__ == "sim.kernel.effects"

@@ -130,3 +130,15 @@ def test_a_run_can_go_on_after_its_summary() -> None:
     second, _ = result_of(world)
     assert 0 < first["messages"]["injected"] < second["messages"]["injected"]
     assert second["messages"]["queued"] == 0
+
+
+def test_process_rows_take_many_names_and_refuse_a_bad_row_whole() -> None:
+    rows = ProcessRows()
+    for n in range(300):  # more names than a byte can number
+        rows.append(0, (n, 1, f"user{n}", n, f"prog{n}", "exited", 0.0, 1.0, 0))
+    rows.append(0, (300, 1, "root", 0, "qmail-send", "zombie", 0.0, 2.0, 0))
+    with pytest.raises(ValueError):
+        rows.append(0, (301, 1, "root", 0, "x", "exited", "noon", 2.0, 0))
+    assert len(rows) == 301 and {len(c) for c in rows.columns.values()} == {301}
+    last = list(rows.rows())[-1]
+    assert (last["pid"], last["user"], last["state"]) == (300, "root", "zombie")
