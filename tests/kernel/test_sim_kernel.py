@@ -674,3 +674,25 @@ def test_the_kernel_counts_every_call_traced_or_quiet():
     box.run("t-calls")
     assert box.kernel.calls == 6  # the note is bookkeeping, not a system call
     assert box.kinds() == ["step", "sleep", "exit"]  # the exit is the kernel's, not a call
+
+
+@pytest.mark.parametrize(("detail", "after_io", "after_sleep"), [
+    ("teaching", 0.04, 1.04),  # each call paid as it is made
+    ("fast", 0.0, 1.04),  # calls that need not wait run up a debt, paid before the sleep
+])  # fmt: skip
+def test_fast_detail_pays_its_debt_only_when_the_process_must_wait(detail, after_io, after_sleep):
+    stamps = []
+
+    def io(argv, env):
+        r, w = yield fx.Pipe()
+        for _ in range(3):
+            yield fx.Write(w, b"x")
+        assert (yield fx.Read(r, 10)) == b"xxx"  # ready: no wait
+        stamps.append((yield fx.Time()))
+        yield fx.Sleep(1)
+        stamps.append((yield fx.Time()))
+        return 0
+
+    box = Box({"t-io": io}, costs=costs(pipe_io=0.01, detail=detail))
+    box.run("t-io")
+    assert stamps == pytest.approx([after_io, after_sleep])
