@@ -26,7 +26,8 @@ its duration; disk costs (fsync, the flush of a file's data) hold a disk; blocki
 
 `detail` picks how the kernel charges: "teaching" charges and traces every call on its own;
 "fast" adds the costs of calls that cannot block to a debt paid in one step when the process
-next has to wait (a read with nothing to read, an fsync, a sleep), forks, signals or exits,
+next has to wait (a read with nothing to read, an fsync, a sleep, a connect), forks, signals
+or exits,
 and traces those calls only on request. Large runs are much cheaper, at the price of coarser
 timestamps: what a process writes between two waits is seen by others at the time of the
 first call, not after the CPU time of the calls before it.
