@@ -12,7 +12,7 @@ from sim.scenario import load_scenario
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.toml"))
 EXPECTED = {"flood", "remote-outage", "concurrency", "slow-disk", "host-crash", "two-hosts",
-            "monolith", "fork-exec"}  # fmt: skip
+            "monolith", "fork-exec", "busy-day"}  # fmt: skip
 SHORT = 90.0  # seconds of virtual time: mail flows and the faults strike in each of them
 
 
