@@ -123,6 +123,7 @@ def format_summary(s: dict[str, Any], description: str = "") -> list[str]:
         lines.append(
             f"host {name}: cpu {_pct(h['cpu'])} of {h['cores']}, disk {_pct(h['disk'])} of "
             f"{h['disks']}; {q['messages']} in queue ({q['todo']} not preprocessed)"
+            + (f"; {h['fetched']} fetched by the users" if h["fetched"] else "")
             + (f"; {h['boots']} boots" if h["boots"] > 1 else "")
         )
     per_uid = ", ".join(f"{user} {n}" for user, n in s["processes"].items())

@@ -7,6 +7,7 @@ import pytest
 import sim
 from sim.model.proctable import ProcessRows
 from sim.qmail.errors import BadInput
+from sim.run_cli import format_summary
 from sim.scenario import parse_scenario
 
 DAY = """\
@@ -56,6 +57,8 @@ def test_fetch_empties_the_maildirs_on_its_period_and_counts_what_it_took() -> N
     taken = sum(e["count"] for e in fetches)
     assert taken == result.summary["hosts"]["mail.example.test"]["fetched"] == 2 * delivered
     assert maildir(result, "alice") == maildir(result, "bob") == []
+    text = "\n".join(format_summary(result.summary))
+    assert f"; {taken} fetched by the users" in text
 
 
 def test_fetch_must_be_a_number_of_seconds() -> None:
