@@ -51,6 +51,14 @@ def narrate(event: dict) -> str | None:
             return f"{who} holds lock/trigger open for writing too, so select never sees EOF"
         result = "no qmail-send listening" if event.get("err") else "qmail-send woken"
         return f"{who} pulls the trigger ({result})"
+    if kind == "lock":
+        if event.get("err"):
+            return f"{who} finds fd {event.get('fd')} locked by another process ({event['err']})"
+        if event.get("prog") == "qmail-send":
+            return f"{who} locks lock/sendmutex: one qmail-send per queue"
+        return f"{who} locks fd {event.get('fd')} (flock)"
+    if kind == "fetch":
+        return f"{who} fetch: {event.get('count')} messages{why}"
     if kind in FILE_KINDS and (_queue_path(event) or kind == "fsyncdir"):
         target = event.get("dst") or event.get("path") or f"fd {event.get('fd')}"
         source = f"{event['src']} -> " if event.get("src") else ""

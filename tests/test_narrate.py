@@ -34,3 +34,15 @@ def test_replies_keep_their_why_and_plumbing_is_dropped() -> None:
     assert narrate(event(kind="close", fd=3)) is None
     assert narrate(event(kind="open", path="control/me")) is None
     assert list(story([event(kind="dup2", old=3, new=0), reply])) == [narrate(reply)]
+
+
+def test_locks_and_fetches_are_told() -> None:
+    send = {**BASE, "uid": "qmails", "prog": "qmail-send"}
+    assert narrate({**send, "kind": "lock", "fd": 7}) == (
+        "qmail-send[7] (qmails) locks lock/sendmutex: one qmail-send per queue"
+    )
+    assert narrate({**send, "kind": "lock", "fd": 7, "err": "EAGAIN"}) == (
+        "qmail-send[7] (qmails) finds fd 7 locked by another process (EAGAIN)"
+    )
+    fetch = {**BASE, "uid": "root", "prog": "model", "kind": "fetch", "count": 3, "why": "read"}
+    assert narrate(fetch) == "model[7] (root) fetch: 3 messages  -- read"
