@@ -2,7 +2,7 @@
 
 A busy day runs millions of processes; as tuples of Python objects their `ps` rows cost about
 300 bytes each, as typed columns (with each program, user and state name stored once) about
-60. The rows come back out as the dicts `SimKernel.ps` gives, in the order they went in.
+50. The rows come back out as the dicts `SimKernel.ps` gives, in the order they went in.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ KEYS = ("boot", *PS_KEYS)
 NAMES = ("user", "prog", "state")  # columns of names: an index into `names`
 FLOATS = ("start", "end")
 _TYPE = {"boot": "I", "user": "I", "prog": "I", "state": "I", "start": "d", "end": "d"}
-"""Typecodes: names index `names`; pids, uids and statuses are "q" (64 bits)."""
-NONE = -(2**63)  # an int column's None
+"""Typecodes: names index `names`; pids, uids and statuses are "i" (32 bits: a day's run
+starts some millions of processes, and uids and statuses are small)."""
+NONE = -(2**31)  # an int column's None
 
 
 class ProcessRows:
     """Append-only `ps` rows (with the boot each ran in) in typed columns."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, array] = {key: array(_TYPE.get(key, "q")) for key in KEYS}
+        self.columns: dict[str, array] = {key: array(_TYPE.get(key, "i")) for key in KEYS}
         self.names: list[str] = []
         self.index: dict[str, int] = {}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from sys import intern  # a day's log names the same few addresses a million times
 from typing import Literal
 
 from sim.qmail.errors import BadInput
@@ -335,14 +336,14 @@ _PARSE: list[tuple[re.Pattern[str], Callable[..., Event]]] = [
     (re.compile(rf"status: local {_N}/{_N} remote {_N}/{_N}( exitasap)?"),
      lambda a, b, c, d, x: Status(int(a), int(b), int(c), int(d), bool(x))),
     (re.compile(rf"starting delivery {_N}: msg {_N} to (local|remote) {_S}"),
-     lambda n, i, c, r: StartingDelivery(int(n), int(i), c, r)),
+     lambda n, i, c, r: StartingDelivery(int(n), int(i), intern(c), intern(r))),
     (re.compile(rf"delivery {_N}: (success|deferral|failure): {_S}"),
      lambda n, o, t: Delivery(int(n), o, t)),
     (re.compile(rf"delivery {_N}: report mangled, will defer"),
      lambda n: Delivery(int(n), "mangled")),
     (re.compile(rf"new msg {_N}"), lambda i: NewMsg(int(i))),
     (re.compile(rf"info msg {_N}: bytes {_N} from <{_S}> qp {_N} uid {_N}"),
-     lambda i, b, s, q, u: InfoMsg(int(i), int(b), s, int(q), int(u))),
+     lambda i, b, s, q, u: InfoMsg(int(i), int(b), intern(s), int(q), int(u))),
     (re.compile(rf"end msg {_N}"), lambda i: EndMsg(int(i))),
     (re.compile(rf"bounce msg {_N} qp {_N}"), lambda i, q: BounceMsg(int(i), int(q))),
     (re.compile(rf"triple bounce: discarding bounce/{_N}"), lambda i: TripleBounce(int(i))),

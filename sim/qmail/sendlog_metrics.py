@@ -8,7 +8,9 @@ reused, so a message is matched to the most recent `new msg` with its id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,13 +81,32 @@ class ConcurrencyPoint:
     remote: int
 
 
+class Concurrency(Sequence[ConcurrencyPoint]):
+    """The concurrency points of a log, in columns: a day's log has millions of them."""
+
+    def __init__(self) -> None:
+        self.t, self.local, self.remote = array("d"), array("l"), array("l")
+
+    def append(self, t: float | None, local: int, remote: int) -> None:
+        self.t.append(math.nan if t is None else t)
+        self.local.append(local)
+        self.remote.append(remote)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def __getitem__(self, i: int) -> ConcurrencyPoint:  # type: ignore[override]
+        t = self.t[i]
+        return ConcurrencyPoint(None if math.isnan(t) else t, self.local[i], self.remote[i])
+
+
 @dataclass(frozen=True, slots=True)
 class LogSummary:
     """What `analyze` found: messages, deliveries, concurrency over time, and counts."""
 
     messages: tuple[MessageStats, ...]
     deliveries: tuple[DeliveryStats, ...]
-    concurrency: tuple[ConcurrencyPoint, ...]
+    concurrency: Sequence[ConcurrencyPoint]
     counts: dict[str, int]
 
 
@@ -102,17 +123,19 @@ _COUNTED: dict[type, str] = {
 
 def analyze(lines: Iterable[LogLine]) -> LogSummary:
     """Match a parsed log's lines into message and delivery records, as qmailanalog does."""
-    messages: list[dict[str, Any]] = []
+    messages: list[dict[str, Any] | MessageStats] = []  # a record once its message ends
     live: dict[int, dict[str, Any]] = {}  # queue id -> the message now using it
+    at: dict[int, int] = {}  # queue id -> its live message's place in `messages`
     started: dict[int, tuple[StartingDelivery, float | None, float | None]] = {}
     deliveries: list[DeliveryStats] = []
     running = {"local": 0, "remote": 0}
-    points: list[ConcurrencyPoint] = []
+    points = Concurrency()
     counts = dict.fromkeys([*_COUNTED.values(), *OUTCOMES.values(), "mangled"], 0)
 
     def message(id: int) -> dict[str, Any]:
         if id not in live:
             live[id] = {"id": id}
+            at[id] = len(messages)
             messages.append(live[id])
         return live[id]
 
@@ -123,24 +146,26 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
             counts[kind] += 1
         if isinstance(event, NewMsg):
             live.pop(event.id, None)
+            at.pop(event.id, None)
             message(event.id)["birth"] = t
         elif isinstance(event, InfoMsg):
             message(event.id).update(size=event.size, sender=event.sender)
         elif isinstance(event, EndMsg):
-            message(event.id)["end"] = t
+            ended = message(event.id)
+            ended["end"] = t
             del live[event.id]
+            messages[at.pop(event.id)] = MessageStats(**ended)
         elif isinstance(event, StartingDelivery):
             started[event.delivery] = (event, t, message(event.id).get("birth"))
             running[event.channel] += 1
-            points.append(ConcurrencyPoint(t, running["local"], running["remote"]))
+            points.append(t, running["local"], running["remote"])
         elif isinstance(event, Delivery):
             start, t0, birth = started.pop(event.delivery, (None, None, None))
             deliveries.append(DeliveryStats(event.delivery, event.outcome, t0, t, birth, start))
             if start is not None:
                 running[start.channel] -= 1
-                points.append(ConcurrencyPoint(t, running["local"], running["remote"]))
+                points.append(t, running["local"], running["remote"])
     for start, t0, birth in started.values():
         deliveries.append(DeliveryStats(start.delivery, None, t0, None, birth, start))
-    return LogSummary(
-        tuple(MessageStats(**m) for m in messages), tuple(deliveries), tuple(points), counts
-    )
+    stats = tuple(m if isinstance(m, MessageStats) else MessageStats(**m) for m in messages)
+    return LogSummary(stats, tuple(deliveries), points, counts)

@@ -72,7 +72,7 @@ def test_process_rows_come_back_as_they_went_in() -> None:
     rows = ProcessRows()
     given = [
         (0, (100, 1, "root", 0, "qmail-start", "exited", 0.0, 1.5, 0)),
-        (1, (2**40, 100, "qmaild", 1001, "qmail-smtpd", "exited", 2.25, 3.0, -9)),
+        (1, (2**31 - 1, 100, "qmaild", 1001, "qmail-smtpd", "exited", 2.25, 3.0, -9)),
         (1, (102, 100, "alias", 7790, "qmail-local", "zombie", 3.0, None, None)),
     ]
     for boot, values in given:

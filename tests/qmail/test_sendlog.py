@@ -371,3 +371,17 @@ def test_parser_raises_nothing_but_bad_input(data):
     except BadInput:
         return
     assert format_line(parsed) == (data if data.endswith(b"\n") else data + b"\n")
+
+
+def test_concurrency_points_are_kept_in_columns_and_read_back_as_points() -> None:
+    lines = [
+        LogLine(parse_event("starting delivery 1: msg 5 to local a@x")),  # unstamped
+        LogLine(parse_event("starting delivery 2: msg 5 to remote b@y"), Tai64n(100)),
+        LogLine(parse_event("delivery 1: success: did_1+0+0/"), Tai64n(101)),
+    ]
+    points = analyze(lines).concurrency
+    assert len(points) == 3
+    assert [(p.t, p.local, p.remote) for p in points] == [
+        (None, 1, 0), (100.0, 1, 1), (101.0, 0, 1)
+    ]  # fmt: skip
+    assert points[-1] == points[2] and next(reversed(points)) == points[2]
