@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from sim.kernel import effects as fx
 from sim.kernel.io import Call, read_all, write_all
-from sim.qmail.pop3 import Exit, NeedData, Reply
+from sim.programs.pop3io import converse
 from sim.qmail.pop3d import (
     MaildirEntry,
     NeedMessage,
@@ -22,8 +22,6 @@ from sim.qmail.pop3d import (
     pop3d_error,
     stale_tmp_files,
 )
-
-TIMEOUT = 1200
 
 
 def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
@@ -42,23 +40,15 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
         return 0
     pop3d = Pop3d(entries, now)
     yield from write_all(1, pop3d.greeting())
-    while True:
-        output = pop3d.next_output()
-        if isinstance(output, Reply):
-            yield from write_all(1, output.data)
-        elif isinstance(output, NeedData):
-            try:
-                data = yield fx.Read(0, 4096, TIMEOUT)
-            except OSError:
-                data = b""
-            pop3d.receive_data(data)
-        elif isinstance(output, NeedMessage):
+
+    def act(output: NeedMessage | Quit) -> Call:
+        if isinstance(output, NeedMessage):
             yield from write_all(1, pop3d.message((yield from read_message(output.path))))
-        elif isinstance(output, Quit):
+        else:
             failed = yield from apply_quit(output)
             yield from write_all(1, pop3d.quit_reply(failed))
-        elif isinstance(output, Exit):
-            return output.status
+
+    return (yield from converse(pop3d, act))
 
 
 def sweep_tmp(now: int) -> Call:

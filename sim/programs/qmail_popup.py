@@ -13,10 +13,9 @@ from collections.abc import Mapping
 
 from sim.kernel import effects as fx
 from sim.kernel.io import Call, write_all
-from sim.qmail.pop3 import Exit, NeedData, Reply, encode_checkpassword
+from sim.programs.pop3io import converse
+from sim.qmail.pop3 import encode_checkpassword
 from sim.qmail.popup import Authenticate, Popup, popup_error
-
-TIMEOUT = 1200  # qmail-popup's read timeout, as qmail-pop3d's
 
 
 def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
@@ -27,24 +26,15 @@ def main(argv: list[str], env: Mapping[str, str]) -> fx.Program:
     pid = yield fx.Getpid()
     popup = Popup(argv[1], pid, int((yield fx.Time())))
     yield from write_all(1, popup.greeting())
-    while True:
-        output = popup.next_output()
-        if isinstance(output, Reply):
-            yield from write_all(1, output.data)
-        elif isinstance(output, NeedData):
-            try:
-                data = yield fx.Read(0, 4096, TIMEOUT)
-            except OSError:
-                data = b""
-            popup.receive_data(data)
-        elif isinstance(output, Authenticate):
-            status = yield from run_checkpassword(output, argv[2:], env)
-            yield fx.Note("pop3-auth", {"user": output.user, "status": status}, "checkpassword")
-            reply = popup.checkpassword_reply(status)
-            if reply:
-                yield from write_all(1, reply)
-        elif isinstance(output, Exit):
-            return output.status
+
+    def act(output: Authenticate) -> Call:
+        status = yield from run_checkpassword(output, argv[2:], env)
+        yield fx.Note("pop3-auth", {"user": output.user, "status": status}, "checkpassword")
+        reply = popup.checkpassword_reply(status)
+        if reply:
+            yield from write_all(1, reply)
+
+    return (yield from converse(popup, act))
 
 
 def run_checkpassword(auth: Authenticate, program: list[str], env: Mapping[str, str]) -> Call:
