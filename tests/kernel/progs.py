@@ -45,7 +45,10 @@ def failing_open(argv, env):
 
 
 def locker(argv, env):
-    """Lock argv[1] without waiting: 0 if it got the lock, 11 (EWOULDBLOCK) if taken."""
+    """Lock argv[1] without waiting (after argv[2] seconds, if given): 0 if it got the lock,
+    11 (EWOULDBLOCK) if taken."""
+    if len(argv) > 2:
+        yield fx.Sleep(float(argv[2]))
     fd = yield fx.Open(argv[1], "w", create=True)
     try:
         yield fx.Lock(fd)
