@@ -19,8 +19,10 @@ qmail makes its own. Their file is read relative to the scenario file.
 
 from __future__ import annotations
 
+import heapq
 import json
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +48,27 @@ class Arrival:
 
 def plan(scenario: Scenario, duration: float, seed: int) -> list[Arrival]:
     """Every arrival of the run before `duration`, in time order, numbered from 1."""
+    return list(schedule(scenario, duration, seed))
+
+
+def schedule(scenario: Scenario, duration: float, seed: int) -> Iterator[Arrival]:
+    """`plan`, one arrival at a time: a day's million arrivals are never all in memory.
+
+    Recorded workloads are read (and their errors raised) at once; a Poisson stream is drawn
+    as it goes. Ties keep the scenario's order, as a stable sort of all of them would."""
     base = Path(scenario.source).parent if scenario.source.endswith(".toml") else Path(".")
-    out: list[Arrival] = []
+    streams: list[Iterable[Arrival]] = []
     for index, w in enumerate(scenario.workloads):
-        out += [a for a in workload_arrivals(w, index, duration, seed, base) if a.t < duration]
-    out.sort(key=lambda a: a.t)  # stable: ties keep the scenario's order
-    return [_numbered(a, n) for n, a in enumerate(out, 1)]
+        arrivals = workload_arrivals(w, index, duration, seed, base)
+        if isinstance(arrivals, list):
+            arrivals = sorted((a for a in arrivals if a.t < duration), key=_time)
+        streams.append(arrivals)  # a Poisson stream comes in order and stops before the end
+    for n, a in enumerate(heapq.merge(*streams, key=_time), 1):
+        yield _numbered(a, n)
+
+
+def _time(a: Arrival) -> float:
+    return a.t
 
 
 def _numbered(a: Arrival, n: int) -> Arrival:
@@ -60,8 +77,9 @@ def _numbered(a: Arrival, n: int) -> Arrival:
 
 def workload_arrivals(
     w: Workload, index: int, duration: float, seed: int, base: Path
-) -> list[Arrival]:
-    """The arrivals of one workload (the `index`-th of the scenario)."""
+) -> list[Arrival] | Iterator[Arrival]:
+    """The arrivals of one workload (the `index`-th of the scenario): a list, or for a
+    Poisson stream an iterator of them in time order, all before the end of the run."""
 
     def one(t: float, sender: str = w.sender, to=w.recipients, size: int = w.size) -> Arrival:
         return Arrival(t, w.host, sender, tuple(to), size, w.via)
@@ -71,12 +89,8 @@ def workload_arrivals(
     if w.kind == "burst":
         return [one(w.at or w.start) for _ in range(w.count)]
     if w.kind == "poisson":
-        rng = random.Random(f"{seed}:workload:{index}")
         stop = duration if w.stop is None else min(w.stop, duration)
-        times, t = [], w.start
-        while (t := t + rng.expovariate(w.rate)) < stop:
-            times.append(t)
-        return [one(t) for t in times]
+        return (one(t) for t in poisson(w.rate, w.start, stop, f"{seed}:workload:{index}"))
     path = base / w.file
     try:
         data = path.read_bytes()
@@ -84,6 +98,13 @@ def workload_arrivals(
         raise BadInput(f"workload {w.kind}: cannot read {path}: {exc.strerror}") from None
     recorded = trace_arrivals(data, path) if w.kind == "trace" else sendlog_arrivals(data, path)
     return [one(w.start + t, s, r, size or w.size) for t, s, r, size in recorded]
+
+
+def poisson(rate: float, start: float, stop: float, seed: str) -> Iterator[float]:
+    """The times of a Poisson stream of `rate` a second after `start` and before `stop`."""
+    rng, t = random.Random(seed), start
+    while (t := t + rng.expovariate(rate)) < stop:
+        yield t
 
 
 Recorded = list[tuple[float, str, tuple[str, ...], int]]

@@ -13,7 +13,7 @@ qmail's last reply, and `qp`, the pid of the qmail-queue that queued it, which q
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ import simpy
 from sim.kernel.simnet import Conn
 from sim.model.arrivals import Arrival
 from sim.model.host import ROOT
+from sim.qmail.columns import NAME, Columns
 
 if TYPE_CHECKING:
     from sim.model.world import World
@@ -57,22 +58,93 @@ def compose(a: Arrival, epoch: float, crlf: bool) -> bytes:
     return text.replace("\n", "\r\n").encode() if crlf else text.encode()
 
 
+_ARRIVAL = ("t", "host", "sender", "recipients", "size", "via", "n")
+
+
+class OutcomeBook(Sequence[Outcome]):
+    """The outcome of every arrival sent so far, in arrival order, in columns (a day has a
+    million). A finished one keeps qmail's reply only if it was not accepted (an accepted
+    one's reply is its qp); one still being sent is its live `Outcome`."""
+
+    def __init__(self) -> None:
+        self.table = Columns(
+            t="d", host=NAME, sender=NAME, recipients=NAME, size="q", via=NAME, n="q",
+            accepted="b", reply=NAME, qp="q", done="d",
+        )  # fmt: skip
+        self.flying: dict[int, Outcome] = {}  # row -> the outcome of an arrival being sent
+
+    def start(self, a: Arrival) -> tuple[int, Outcome]:
+        """Begin the outcome of arrival `a`: its row and its live record."""
+        row = self.table.append(*(getattr(a, f) for f in _ARRIVAL), False, None, None, None)
+        self.flying[row] = out = Outcome(a)
+        return row, out
+
+    def finish(self, row: int) -> None:
+        """Keep what became of the arrival in row `row`, in the columns."""
+        out = self.flying.pop(row)
+        for field, value in (("accepted", out.accepted), ("qp", out.qp), ("done", out.done)):
+            self.table.set(row, field, value)
+        if not out.accepted:
+            self.table.set(row, "reply", out.reply)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> Outcome:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+        i = range(len(self))[i]
+        live = self.flying.get(i)
+        if live is not None:
+            return live
+        row = self.table.row(i)
+        accepted, reply, qp, done = row[len(_ARRIVAL) :]
+        return Outcome(Arrival(*row[: len(_ARRIVAL)]), accepted, reply or "", qp, done)
+
+    def refused(self) -> int:
+        """Arrivals qmail refused (or that could not be sent): finished, not accepted."""
+        c = self.table.columns
+        return sum(1 for ok, done in zip(c["accepted"], c["done"], strict=True)
+                   if not ok and done == done)  # fmt: skip
+
+    def sending(self) -> int:
+        """Arrivals still being sent, not yet accepted."""
+        return sum(1 for out in self.flying.values() if not out.accepted)
+
+    def accepted(self) -> Iterator[tuple[str, int, str, int | None]]:
+        """(host, n, sender, qp) of each accepted arrival, in arrival order."""
+        c, names = self.table.columns, self.table.names
+        rows = zip(c["accepted"], c["host"], c["n"], c["sender"], strict=True)
+        for i, (ok, host, n, sender) in enumerate(rows):
+            live = self.flying.get(i)
+            if live is not None:
+                if live.accepted:
+                    a = live.arrival
+                    yield a.host, a.n, a.sender, live.qp
+            elif ok:
+                yield names[host], n, names[sender], self.table.get(i, "qp")
+
+
 class Clients:
-    """Sends the planned arrivals and keeps their outcomes (in arrival order)."""
+    """Sends the arrivals as they come and keeps their outcomes (in arrival order)."""
 
-    def __init__(self, world: World, arrivals: list[Arrival]) -> None:
+    def __init__(self, world: World, arrivals: Iterable[Arrival]) -> None:
         self.world = world
-        self.outcomes = [Outcome(a) for a in arrivals]
+        self.outcomes = OutcomeBook()
         world.net.add_host(CLIENT_HOST)
-        world.env.process(self._drive())
+        world.env.process(self._drive(iter(arrivals)))
 
-    def _drive(self) -> Generator[simpy.Event, Any, None]:
+    def _drive(self, arrivals: Iterator[Arrival]) -> Generator[simpy.Event, Any, None]:
         env = self.world.env
-        for outcome in self.outcomes:
-            if outcome.arrival.t > env.now:
-                yield env.timeout(outcome.arrival.t - env.now)
-            send = self._smtp if outcome.arrival.via == "smtp" else self._inject
-            env.process(send(outcome))
+        for a in arrivals:
+            if a.t > env.now:
+                yield env.timeout(a.t - env.now)
+            env.process(self._send(*self.outcomes.start(a)))
+
+    def _send(self, row: int, out: Outcome) -> Generator[simpy.Event, Any, None]:
+        send = self._smtp if out.arrival.via == "smtp" else self._inject
+        yield from send(out)
+        self.outcomes.finish(row)
 
     # -- SMTP ------------------------------------------------------------------------------
 

@@ -23,14 +23,23 @@ permanent failure counts as `bounced` all the same (it left the queue undelivere
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from sim.model.clients import Outcome
+from sim.model.clients import OutcomeBook
 from sim.model.logs import log_lines
+from sim.qmail.columns import NAME, Columns
 from sim.qmail.routing import RoutingConfig, rewrite
 from sim.qmail.sendlog import BounceMsg, InfoMsg, LogLine, StartingDelivery, TripleBounce
-from sim.qmail.sendlog_metrics import DeliveryStats, LogSummary, MessageStats, analyze
+from sim.qmail.sendlog_metrics import (
+    DeliveryStats,
+    DeliveryTable,
+    LogSummary,
+    MessageTable,
+    analyze,
+)
 
 MONOLITH_OUTCOMES = {"ok": "success", "defer": "deferral", "fail": "failure"}
 
@@ -61,16 +70,59 @@ class Message:
         return None if self.birth is None or self.end is None else self.end - self.birth
 
 
+_FIELDS = ("host", "id", "origin", "n", "sender", "size", "qp", "birth", "end", "bounced")
+
+
+class MessageBook(Sequence[Message]):
+    """Messages in columns (a day has a million); a row reads back as a `Message`, and its
+    fields change with `set`."""
+
+    def __init__(self) -> None:
+        self.table = Columns(
+            host=NAME, id="q", origin=NAME, n="q", sender=NAME, size="q", qp="q",
+            birth="d", end="d", bounced="b",
+        )  # fmt: skip
+
+    def append(self, m: Message) -> int:
+        return self.table.append(*(getattr(m, f) for f in _FIELDS))
+
+    def set(self, i: int, field: str, value: Any) -> None:
+        self.table.set(i, field, value)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> Message:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+        return Message(*self.table.row(i))
+
+    def statuses(self) -> Counter[tuple[str, str]]:
+        """How many messages of each (origin, status)."""
+        c, names = self.table.columns, self.table.names
+        rows = zip(c["origin"], c["end"], c["bounced"], strict=True)
+        counts = Counter((o, e == e, b) for o, e, b in rows)  # e == e: it has an end msg
+        out: Counter[tuple[str, str]] = Counter()
+        for (o, ended, bounced), n in counts.items():
+            out[names[o], ("bounced" if bounced else "delivered") if ended else "queued"] += n
+        return out
+
+    def qtimes(self) -> list[float]:
+        """The qtime of every message that left the queue, in order."""
+        c = self.table.columns
+        return [e - b for b, e in zip(c["birth"], c["end"], strict=True) if b == b and e == e]
+
+
 @dataclass(slots=True)
 class HostLedger:
     """One host's log, analysed."""
 
     host: str
     summary: LogSummary
-    messages: list[Message] = field(default_factory=list)
+    messages: MessageBook = field(default_factory=MessageBook)
 
     @property
-    def deliveries(self) -> tuple[DeliveryStats, ...]:
+    def deliveries(self) -> Sequence[DeliveryStats]:
         return self.summary.deliveries
 
 
@@ -93,19 +145,23 @@ def host_ledger(host: str, log: bytes | memoryview, epoch: float) -> HostLedger:
             yield line
 
     summary = analyze(noting(log_lines(log, epoch)))
-    messages: dict[int, Message] = {}  # the model never reuses a queue id (see MemFS)
-    for m in summary.messages:
-        x = extra.get(m.id, {})
+    book = MessageBook()
+    rows: dict[int, int] = {}  # the model never reuses a queue id (see MemFS)
+    for id, birth, end, size, sender in summary.messages.table.rows():  # type: ignore[attr-defined]
+        x = extra.pop(id, {})
         qp = x.get("qp")
-        seen = messages.get(m.id)
+        seen = rows.get(id)
         if seen is not None:  # preprocessed again after a crash: one message all the same
-            seen.end, seen.size, seen.sender = m.end, m.size or seen.size, m.sender or seen.sender
+            book.set(seen, "end", end)
+            if size:
+                book.set(seen, "size", size)
+            if sender:
+                book.set(seen, "sender", sender)
             continue
         origin = "bounce" if qp in bounce_qps else "relay"
-        messages[m.id] = Message(
-            host, m.id, origin, None, m.sender, m.size, qp, m.birth, m.end, x.get("bounced", False)
-        )
-    return HostLedger(host, summary, list(messages.values()))
+        m = Message(host, id, origin, None, sender, size, qp, birth, end, x.get("bounced", False))
+        rows[id] = book.append(m)
+    return HostLedger(host, summary, book)
 
 
 def monolith_ledger(
@@ -135,10 +191,14 @@ def monolith_ledger(
             deliveries.append(_monolith_delivery(event, mark.get(pid), m, left, routing))
             deliveries[-1] = replace(deliveries[-1], delivery=len(deliveries))
         mark[pid] = t
+    book, stats, table = MessageBook(), MessageTable(), DeliveryTable()
     for m in messages:
         m.end = None if m.qp in waiting else (m.end if m.end is not None else m.birth)
-    stats = tuple(MessageStats(m.id or 0, m.birth, m.end) for m in messages)
-    return HostLedger(host, LogSummary(stats, tuple(deliveries), (), {}), messages)
+        book.append(m)
+        stats.table.append(m.id or 0, m.birth, m.end, None, None)
+    for d in deliveries:
+        table.append(d)
+    return HostLedger(host, LogSummary(stats, table, (), {}), book)
 
 
 def _monolith_delivery(
@@ -162,22 +222,21 @@ def _monolith_delivery(
     return DeliveryStats(0, outcome, start, t, m.birth if m else None, started)  # type: ignore[arg-type]
 
 
-def join(ledgers: dict[str, HostLedger], outcomes: list[Outcome]) -> list[Message]:
+def join(ledgers: dict[str, HostLedger], outcomes: OutcomeBook) -> MessageBook:
     """Every message of the run: log messages, with accepted arrivals matched by (host, qp)."""
-    by_qp: dict[tuple[str, int], Message] = {}
-    everything: list[Message] = []
+    everything = MessageBook()
+    by_qp: dict[str, dict[int, int]] = {}  # host -> qp -> row
     for ledger in ledgers.values():
+        rows = by_qp.setdefault(ledger.host, {})
         for m in ledger.messages:
-            everything.append(m)
+            row = everything.append(m)
             if m.qp is not None:
-                by_qp[(m.host, m.qp)] = m  # a message preprocessed twice: the later line
-    for out in outcomes:
-        if not out.accepted:
-            continue
-        a = out.arrival
-        found = by_qp.get((a.host, out.qp)) if out.qp is not None else None
+                rows[m.qp] = row  # a message preprocessed twice: the later line
+    for host, n, sender, qp in outcomes.accepted():
+        found = by_qp.get(host, {}).get(qp) if qp is not None else None
         if found is None:
-            everything.append(Message(a.host, None, "workload", a.n, a.sender, None, out.qp))
+            everything.append(Message(host, None, "workload", n, sender, None, qp))
         else:
-            found.origin, found.n = "workload", a.n
+            everything.set(found, "origin", "workload")
+            everything.set(found, "n", n)
     return everything

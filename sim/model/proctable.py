@@ -7,71 +7,37 @@ A busy day runs millions of processes; as tuples of Python objects their `ps` ro
 
 from __future__ import annotations
 
-import math
-from array import array
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from sim.kernel.simkernel import PS_KEYS
+from sim.qmail.columns import NAME, Columns
 
 KEYS = ("boot", *PS_KEYS)
-NAMES = ("user", "prog", "state")  # columns of names: an index into `names`
-FLOATS = ("start", "end")
-_TYPE = {"boot": "I", "user": "I", "prog": "I", "state": "I", "start": "d", "end": "d"}
-"""Typecodes: names index `names`; pids, uids and statuses are "i" (32 bits: a day's run
-starts some millions of processes, and uids and statuses are small)."""
-NONE = -(2**31)  # an int column's None
+_KIND = {"boot": "I", "user": NAME, "prog": NAME, "state": NAME, "start": "d", "end": "d"}
+"""Pids, uids and statuses are "i" (32 bits: a day's run starts some millions of processes,
+and uids and statuses are small)."""
 
 
 class ProcessRows:
     """Append-only `ps` rows (with the boot each ran in) in typed columns."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, array] = {key: array(_TYPE.get(key, "i")) for key in KEYS}
-        self.names: list[str] = []
-        self.index: dict[str, int] = {}
+        self.table = Columns(**{key: _KIND.get(key, "i") for key in KEYS})
 
     def __len__(self) -> int:
-        return len(self.columns["pid"])
+        return len(self.table)
 
     def append(self, boot: int, values: tuple[Any, ...]) -> None:
-        """Add one row: `values` in `PS_KEYS` order (see `simkernel.ps_row`). The whole row
-        is converted before any column grows, so a bad value leaves the columns in step."""
-        cells = []
-        for key, value in zip(KEYS, (boot, *values), strict=True):
-            if key in NAMES:
-                cells.append(self._name(value))
-            elif key in FLOATS:
-                cells.append(math.nan if value is None else float(value))
-            else:
-                cells.append(NONE if value is None else int(value))
-        for column, cell in zip(self.columns.values(), cells, strict=True):
-            column.append(cell)
+        """Add one row: `values` in `PS_KEYS` order (see `simkernel.ps_row`)."""
+        self.table.append(boot, *values)
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row as a dict, as it went in."""
-        names = self.names
-        for i in range(len(self)):
-            row: dict[str, Any] = {}
-            for key, column in self.columns.items():
-                value = column[i]
-                if key in NAMES:
-                    row[key] = names[value]
-                elif key in FLOATS:
-                    row[key] = None if math.isnan(value) else value
-                else:
-                    row[key] = None if value == NONE else value
-            yield row
+        for row in self.table.rows():
+            yield dict(zip(KEYS, row, strict=True))
 
     def count(self, key: str) -> Counter[str]:
         """How many rows have each value of a name column (user, prog or state)."""
-        counts = Counter(self.columns[key])
-        return Counter({self.names[i]: n for i, n in counts.items()})
-
-    def _name(self, name: str) -> int:
-        found = self.index.get(name)
-        if found is None:
-            found = self.index[name] = len(self.names)
-            self.names.append(name)
-        return found
+        return self.table.count(key)

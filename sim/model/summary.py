@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim.model.host import ROOT
-from sim.model.ledger import HostLedger, Message, host_ledger, join, monolith_ledger
+from sim.model.ledger import HostLedger, MessageBook, host_ledger, join, monolith_ledger
 
 if TYPE_CHECKING:
     from sim.model.world import World
@@ -94,49 +94,50 @@ def _host_summary(world: World, name: str) -> dict[str, Any]:
     }
 
 
-def summarize(world: World, books: dict[str, HostLedger], messages: list[Message]) -> dict:
+def summarize(world: World, books: dict[str, HostLedger], messages: MessageBook) -> dict:
     """The summary dict (see the module docstring; keys are documented in the README)."""
     outcomes = world.clients.outcomes
-    ours = [m for m in messages if m.origin == "workload"]
-    status = Counter(m.status for m in ours)
-    deliveries = [d for b in books.values() for d in b.deliveries]
-    done = Counter((d.started.channel if d.started else "?", d.outcome) for d in deliveries)
-    bounces = [m for m in messages if m.origin == "bounce"]
+    status = messages.statuses()  # (origin, status) -> how many
+    done: Counter[tuple[str, str | None]] = Counter()
+    for b in books.values():
+        done.update(b.deliveries.done())
     span = max(world.env.now, 1e-9)
     hosts = {name: _host_summary(world, name) for name in world.hosts}
     processes: Counter[str] = Counter()
     for h in hosts.values():
         processes.update(h["processes"])
-    finished = status["delivered"] + status["bounced"]
+    ours = {s: n for (origin, s), n in status.items() if origin == "workload"}
+    bounces = {s: n for (origin, s), n in status.items() if origin == "bounce"}
+    finished = ours.get("delivered", 0) + ours.get("bounced", 0)
     return {
         "scenario": world.scenario.name,
         "seed": world.seed,
         "detail": world.costs.detail,
         "until": world.duration,
         "messages": {
-            "injected": len(ours),
-            "delivered": status["delivered"],
-            "bounced": status["bounced"],
-            "queued": status["queued"],
-            "refused": sum(1 for o in outcomes if o.done is not None and not o.accepted),
-            "sending": sum(1 for o in outcomes if o.done is None and not o.accepted),
+            "injected": sum(ours.values()),
+            "delivered": ours.get("delivered", 0),
+            "bounced": ours.get("bounced", 0),
+            "queued": ours.get("queued", 0),
+            "refused": outcomes.refused(),
+            "sending": outcomes.sending(),
         },
         "deliveries": {
             "local": done[("local", "success")],
             "remote": done[("remote", "success")],
             "deferred": done[("local", "deferral")] + done[("remote", "deferral")],
             "failed": done[("local", "failure")] + done[("remote", "failure")],
-            "unfinished": sum(1 for d in deliveries if d.outcome is None),
+            "unfinished": sum(n for (_, outcome), n in done.items() if outcome is None),
         },
         "bounces": {
-            "made": len(bounces),
-            "delivered": sum(1 for m in bounces if m.status == "delivered"),
-            "queued": sum(1 for m in bounces if m.status == "queued"),
+            "made": sum(bounces.values()),
+            "delivered": bounces.get("delivered", 0),
+            "queued": bounces.get("queued", 0),
         },
         "latency": {
-            "qtime": percentiles([m.qtime for m in messages if m.qtime is not None]),
-            "ddelay": percentiles([d.ddelay for d in deliveries if d.ddelay is not None]),
-            "xdelay": percentiles([d.xdelay for d in deliveries if d.xdelay is not None]),
+            "qtime": percentiles(messages.qtimes()),
+            "ddelay": percentiles([x for b in books.values() for x in b.deliveries.ddelays()]),
+            "xdelay": percentiles([x for b in books.values() for x in b.deliveries.xdelays()]),
         },
         "throughput": {
             "messages_per_hour": round(finished / span * 3600, 3),
@@ -165,7 +166,7 @@ def run_figures(world: World, finished: int) -> dict[str, float | int]:
     }
 
 
-def tables(world: World, books: dict[str, HostLedger], messages: list[Message]) -> dict:
+def tables(world: World, books: dict[str, HostLedger], messages: MessageBook) -> dict:
     """messages, deliveries and processes as lists of flat dicts (one per row)."""
     rows_m = [
         {"host": m.host, "id": m.id, "origin": m.origin, "n": m.n, "sender": m.sender,

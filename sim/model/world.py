@@ -22,7 +22,7 @@ from sim.kernel.costs import Costs
 from sim.kernel.simnet import Network
 from sim.kernel.simproc import finish
 from sim.model import faults
-from sim.model.arrivals import plan
+from sim.model.arrivals import schedule
 from sim.model.clients import Clients
 from sim.model.dns import Directory, model_resolver
 from sim.model.host import SimHost
@@ -93,7 +93,7 @@ class World:
             for host in self.hosts:
                 remote.link(host)
             self.remotes[remote.name] = remote
-        self.clients = Clients(self, plan(scenario, self.duration, self.seed))
+        self.clients = Clients(self, schedule(scenario, self.duration, self.seed))
         for fault in scenario.faults:
             faults.schedule(self, fault)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from sim.qmail.columns import NAME, Columns
 from sim.qmail.sendlog import (
     OUTCOMES,
     AlertLine,
@@ -100,12 +101,76 @@ class Concurrency(Sequence[ConcurrencyPoint]):
         return ConcurrencyPoint(None if math.isnan(t) else t, self.local[i], self.remote[i])
 
 
+def _spans(starts: array, ends: array) -> list[float]:
+    """end - start of each row where both are known (not NaN), in order."""
+    return [e - s for s, e in zip(starts, ends, strict=True) if s == s and e == e]
+
+
+class MessageTable(Sequence[MessageStats]):
+    """The messages of a log in columns (a day's log has a million); rows change in place
+    as their lines come."""
+
+    def __init__(self) -> None:
+        self.table = Columns(id="q", birth="d", end="d", size="q", sender=NAME)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> MessageStats:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+        return MessageStats(*self.table.row(i))
+
+    def qtimes(self) -> list[float]:
+        """The qtime of every message that ended, in order."""
+        return _spans(self.table.columns["birth"], self.table.columns["end"])
+
+
+class DeliveryTable(Sequence[DeliveryStats]):
+    """The deliveries of a log in columns; `started` is kept as its fields."""
+
+    def __init__(self) -> None:
+        self.table = Columns(
+            delivery="q", outcome=NAME, start="d", end="d", birth="d",
+            number="q", id="q", channel=NAME, recipient=NAME,
+        )  # fmt: skip
+
+    def append(self, d: DeliveryStats) -> None:
+        s = d.started
+        started = (None,) * 4 if s is None else (s.delivery, s.id, s.channel, s.recipient)
+        self.table.append(d.delivery, d.outcome, d.start, d.end, d.birth, *started)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> DeliveryStats:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+        delivery, outcome, start, end, birth, number, id, channel, recipient = self.table.row(i)
+        started = None if id is None else StartingDelivery(number, id, channel, recipient)
+        return DeliveryStats(delivery, outcome, start, end, birth, started)
+
+    def done(self) -> Counter[tuple[str, str | None]]:
+        """How many deliveries had each (channel, outcome); "?" for a channel not seen."""
+        t = self.table
+        names = [*t.names, "?"]  # a missing name is -1: the last
+        pairs = zip(t.columns["channel"], t.columns["outcome"], strict=True)
+        return Counter({(names[c], names[o] if o >= 0 else None): n
+                        for (c, o), n in Counter(pairs).items()})  # fmt: skip
+
+    def ddelays(self) -> list[float]:
+        return _spans(self.table.columns["start"], self.table.columns["end"])
+
+    def xdelays(self) -> list[float]:
+        return _spans(self.table.columns["birth"], self.table.columns["end"])
+
+
 @dataclass(frozen=True, slots=True)
 class LogSummary:
     """What `analyze` found: messages, deliveries, concurrency over time, and counts."""
 
-    messages: tuple[MessageStats, ...]
-    deliveries: tuple[DeliveryStats, ...]
+    messages: Sequence[MessageStats]
+    deliveries: Sequence[DeliveryStats]
     concurrency: Sequence[ConcurrencyPoint]
     counts: dict[str, int]
 
@@ -123,21 +188,20 @@ _COUNTED: dict[type, str] = {
 
 def analyze(lines: Iterable[LogLine]) -> LogSummary:
     """Match a parsed log's lines into message and delivery records, as qmailanalog does."""
-    messages: list[dict[str, Any] | MessageStats] = []  # a record once its message ends
-    live: dict[int, dict[str, Any]] = {}  # queue id -> the message now using it
-    at: dict[int, int] = {}  # queue id -> its live message's place in `messages`
+    messages = MessageTable()
+    m = messages.table
+    live: dict[int, int] = {}  # queue id -> the row of the message now using it
     started: dict[int, tuple[StartingDelivery, float | None, float | None]] = {}
-    deliveries: list[DeliveryStats] = []
+    deliveries = DeliveryTable()
     running = {"local": 0, "remote": 0}
     points = Concurrency()
     counts = dict.fromkeys([*_COUNTED.values(), *OUTCOMES.values(), "mangled"], 0)
 
-    def message(id: int) -> dict[str, Any]:
-        if id not in live:
-            live[id] = {"id": id}
-            at[id] = len(messages)
-            messages.append(live[id])
-        return live[id]
+    def message(id: int) -> int:
+        row = live.get(id)
+        if row is None:
+            row = live[id] = m.append(id, None, None, None, None)
+        return row
 
     for line in lines:
         event, t = line.event, line.t
@@ -146,17 +210,16 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
             counts[kind] += 1
         if isinstance(event, NewMsg):
             live.pop(event.id, None)
-            at.pop(event.id, None)
-            message(event.id)["birth"] = t
+            m.set(message(event.id), "birth", t)
         elif isinstance(event, InfoMsg):
-            message(event.id).update(size=event.size, sender=event.sender)
+            row = message(event.id)
+            m.set(row, "size", event.size)
+            m.set(row, "sender", event.sender)
         elif isinstance(event, EndMsg):
-            ended = message(event.id)
-            ended["end"] = t
+            m.set(message(event.id), "end", t)
             del live[event.id]
-            messages[at.pop(event.id)] = MessageStats(**ended)
         elif isinstance(event, StartingDelivery):
-            started[event.delivery] = (event, t, message(event.id).get("birth"))
+            started[event.delivery] = (event, t, m.get(message(event.id), "birth"))
             running[event.channel] += 1
             points.append(t, running["local"], running["remote"])
         elif isinstance(event, Delivery):
@@ -167,5 +230,4 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
                 points.append(t, running["local"], running["remote"])
     for start, t0, birth in started.values():
         deliveries.append(DeliveryStats(start.delivery, None, t0, None, birth, start))
-    stats = tuple(m if isinstance(m, MessageStats) else MessageStats(**m) for m in messages)
-    return LogSummary(stats, tuple(deliveries), points, counts)
+    return LogSummary(messages, deliveries, points, counts)

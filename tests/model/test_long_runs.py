@@ -142,6 +142,6 @@ def test_process_rows_take_many_names_and_refuse_a_bad_row_whole() -> None:
     rows.append(0, (300, 1, "root", 0, "qmail-send", "zombie", 0.0, 2.0, 0))
     with pytest.raises(ValueError):
         rows.append(0, (301, 1, "root", 0, "x", "exited", "noon", 2.0, 0))
-    assert len(rows) == 301 and {len(c) for c in rows.columns.values()} == {301}
+    assert len(rows) == 301 and {len(c) for c in rows.table.columns.values()} == {301}
     last = list(rows.rows())[-1]
     assert (last["pid"], last["user"], last["state"]) == (300, "root", "zombie")

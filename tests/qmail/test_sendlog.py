@@ -309,6 +309,21 @@ def test_sample_delays_are_consistent(lines):
     assert all(q >= 0 for q in qtimes)
 
 
+def test_sample_column_figures_match_the_records(lines):
+    """The tables' own sums (used for a day's summary) agree with their records, row by row."""
+    from collections import Counter
+
+    summary = analyze(lines)
+    messages, deliveries = summary.messages, summary.deliveries
+    assert messages.qtimes() == [m.qtime for m in messages if m.qtime is not None]
+    assert deliveries.ddelays() == [d.ddelay for d in deliveries if d.ddelay is not None]
+    assert deliveries.xdelays() == [d.xdelay for d in deliveries if d.xdelay is not None]
+    by_records = Counter((d.started.channel if d.started else "?", d.outcome) for d in deliveries)
+    assert deliveries.done() == by_records
+    assert by_records[("local", "success")] > 0 and by_records[("remote", "failure")] > 0
+    assert messages[-1] == list(messages)[-1] and messages[:2] == [messages[0], messages[1]]
+
+
 def test_unfinished_delivery_and_message_are_kept_open():
     log = [
         LogLine(NewMsg(1), Tai64n(100)),
@@ -322,6 +337,7 @@ def test_unfinished_delivery_and_message_are_kept_open():
         (1, None, None),
     ]
     assert [(p.t, p.local, p.remote) for p in summary.concurrency] == [(101.0, 0, 1)]
+    assert summary.deliveries.done() == {("?", "success"): 1, ("remote", None): 1}
 
 
 # -- properties ------------------------------------------------------------------------------------

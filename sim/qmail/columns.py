@@ -1,0 +1,106 @@
+"""Records kept in typed columns, so that a day's millions of them stay small.
+
+A record of a few numbers and names costs 100-300 bytes as a Python object (the object, its
+boxed floats and big ints); in `array` columns it costs 4-8 bytes a field, with each name
+stored once. `Columns` keeps the rows, turns None into a sentinel and back, and lets a row's
+fields be changed in place (a message's `end msg` comes long after its `new msg`).
+
+A column's kind is an `array` typecode, or `NAME` for a string (an index into `names`):
+"d" floats (None is NaN), "b" booleans, and integer codes ("i", "I", "q"), whose None is
+the smallest value of the type ("I" has none: its values are never None).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+NAME = "name"
+_NONE = {"b": -(2**7), "h": -(2**15), "i": -(2**31), "l": -(2**63), "q": -(2**63)}
+
+
+class Columns:
+    """Rows of fields `kinds` (field name -> kind), appended and read back as tuples."""
+
+    def __init__(self, **kinds: str) -> None:
+        self.kinds = kinds
+        self.fields = tuple(kinds)
+        self.columns: dict[str, array] = {
+            f: array("i" if k == NAME else k) for f, k in kinds.items()
+        }
+        self.names: list[str] = []  # shared by every name column
+        self.index: dict[str, int] = {}
+        self._codecs = [(self.columns[f], k) for f, k in kinds.items()]
+
+    def __len__(self) -> int:
+        return len(self.columns[self.fields[0]])
+
+    def append(self, *values: Any) -> int:
+        """Add a row (values in field order); its index. A bad value (of the wrong type, or
+        too big for its column) adds nothing, so the columns stay in step."""
+        if len(values) != len(self._codecs):
+            raise TypeError(f"a row has {len(self._codecs)} fields, not {len(values)}")
+        kinds = (kind for _, kind in self._codecs)
+        cells = [self._encode(kind, value) for kind, value in zip(kinds, values, strict=True)]
+        grown = 0
+        try:
+            for column, _ in self._codecs:
+                column.append(cells[grown])
+                grown += 1
+        except OverflowError:
+            for column, _ in self._codecs[:grown]:
+                column.pop()
+            raise
+        return len(self) - 1
+
+    def row(self, i: int) -> tuple[Any, ...]:
+        """Row `i` as it went in (names as strings, sentinels as None)."""
+        return tuple(self._decode(kind, column[i]) for column, kind in self._codecs)
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        for i in range(len(self)):
+            yield self.row(i)
+
+    def get(self, i: int, field: str) -> Any:
+        return self._decode(self.kinds[field], self.columns[field][i])
+
+    def set(self, i: int, field: str, value: Any) -> None:
+        self.columns[field][i] = self._encode(self.kinds[field], value)
+
+    def count(self, field: str) -> Counter[Any]:
+        """How many rows have each value of `field`."""
+        kind = self.kinds[field]
+        return Counter({self._decode(kind, v): n for v, n in Counter(self.columns[field]).items()})
+
+    def name(self, text: str | None) -> int:
+        """The index of name `text` (-1 for None), storing it the first time."""
+        if text is None:
+            return -1
+        found = self.index.get(text)
+        if found is None:
+            found = self.index[text] = len(self.names)
+            self.names.append(text)
+        return found
+
+    def _encode(self, kind: str, value: Any) -> Any:
+        if kind == NAME:
+            return self.name(value)
+        if kind == "d":
+            return math.nan if value is None else float(value)
+        if value is None:
+            if kind not in _NONE:
+                raise ValueError(f"column kind {kind!r} has no None")
+            return _NONE[kind]
+        return int(value)
+
+    def _decode(self, kind: str, cell: Any) -> Any:
+        if kind == NAME:
+            return None if cell < 0 else self.names[cell]
+        if kind == "d":
+            return None if math.isnan(cell) else cell
+        if kind == "b":
+            return None if cell == _NONE["b"] else bool(cell)
+        return None if cell == _NONE.get(kind) else cell

@@ -1,0 +1,67 @@
+"""The run's books in columns: what they sum agrees with their rows read back one by one."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim.model.arrivals import Arrival
+from sim.model.clients import OutcomeBook
+from sim.model.ledger import Message, MessageBook
+
+times = st.one_of(st.none(), st.floats(0, 1e6))
+messages = st.builds(
+    Message,
+    host=st.sampled_from(["a.test", "b.test"]),
+    id=st.one_of(st.none(), st.integers(1, 2**40)),
+    origin=st.sampled_from(["workload", "bounce", "relay"]),
+    n=st.one_of(st.none(), st.integers(1, 10**6)),
+    sender=st.sampled_from(["", "bob@a.test", "#@[]"]),
+    size=st.one_of(st.none(), st.integers(0, 10**7)),
+    qp=st.one_of(st.none(), st.integers(1, 2**31)),
+    birth=times,
+    end=times,
+    bounced=st.booleans(),
+)
+
+
+@given(st.lists(messages, max_size=40))
+def test_a_message_book_reads_back_and_sums_as_its_rows(given: list[Message]) -> None:
+    book = MessageBook()
+    for m in given:
+        book.append(m)
+    assert list(book) == given
+    assert book.statuses() == Counter((m.origin, m.status) for m in given)
+    assert book.qtimes() == [m.qtime for m in given if m.qtime is not None]
+
+
+def test_a_book_row_changes_in_place() -> None:
+    book = MessageBook()
+    row = book.append(Message("a.test", 7, "relay", qp=100, birth=1.0))
+    book.set(row, "origin", "workload")
+    book.set(row, "end", 3.5)
+    assert book[row] == Message("a.test", 7, "workload", qp=100, birth=1.0, end=3.5)
+    assert book.statuses() == {("workload", "delivered"): 1} and book.qtimes() == [2.5]
+
+
+def test_outcomes_keep_the_refusals_words_and_the_live_ones_as_they_are() -> None:
+    book = OutcomeBook()
+    arrivals = [Arrival(float(n), "a.test", "bob@x.test", ("al@a.test",), 100, "smtp", n)
+                for n in (1, 2, 3)]  # fmt: skip
+    (r1, o1), (r2, o2), (_, o3) = (book.start(a) for a in arrivals)
+    o1.accepted, o1.reply, o1.qp, o1.done = True, "250 ok 1 qp 55", 55, 1.5
+    o2.reply, o2.done = "554 sorry", 2.5
+    o3.accepted, o3.qp = True, 77  # the dot was answered; QUIT not yet
+    book.finish(r1)
+    book.finish(r2)
+    assert [o.arrival for o in book] == arrivals
+    assert (book[0].accepted, book[0].qp, book[0].reply) == (True, 55, "")  # a qp says it
+    assert (book[1].accepted, book[1].reply, book[1].done) == (False, "554 sorry", 2.5)
+    assert book[2] is o3 and book[-1] is o3
+    assert (book.refused(), book.sending()) == (1, 0)
+    assert list(book.accepted()) == [
+        ("a.test", 1, "bob@x.test", 55),
+        ("a.test", 3, "bob@x.test", 77),
+    ]
