@@ -132,10 +132,20 @@ class ModelRun:
     traced: int  # events written to the trace (0 without one)
     seconds: float
     grew: int  # bytes the process grew by (resident set), 0 where unknown
+    peak: int  # the process's largest resident set so far, in bytes, 0 where unknown
 
     @property
     def rate(self) -> float:
         return self.calls / self.seconds if self.seconds else float("inf")
+
+
+def _peak() -> int:
+    """The largest resident set this process has had, in bytes (0 where unknown)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def _resident() -> int:
@@ -176,6 +186,7 @@ def model_run(scenario_text: str, trace: bool) -> ModelRun:
         events,
         seconds,
         grew,
+        _peak(),
     )
 
 
@@ -238,6 +249,8 @@ def scale(count: int, print_: Callable[[str], None]) -> None:
             f"{r.grew / max(1, r.injected) * SCALE_TARGET / 2**30:.1f} GiB for 1M (target: 2 GB)"
         )
     print_(line)
+    if r.peak:
+        print_(f"peak resident set of this process: {r.peak / 1e6:.0f} MB")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from sim.model.clients import OutcomeBook
 from sim.model.logs import log_lines
 from sim.qmail.columns import NAME, Columns
 from sim.qmail.routing import RoutingConfig, rewrite
-from sim.qmail.sendlog import BounceMsg, InfoMsg, LogLine, StartingDelivery, TripleBounce
+from sim.qmail.sendlog import BounceMsg, LogLine, StartingDelivery
 from sim.qmail.sendlog_metrics import (
     DeliveryStats,
     DeliveryTable,
@@ -128,39 +128,31 @@ class HostLedger:
 
 def host_ledger(host: str, log: bytes | memoryview, epoch: float) -> HostLedger:
     """Parse and match one host's log; messages in order of first appearance."""
-    extra: dict[int, dict] = {}
-    bounce_qps: set[int] = set()
+    bounce_qps: set[int] = set()  # the qp of each bounce qmail-send injected
 
     def noting(lines: Iterable[LogLine]) -> Iterator[LogLine]:
-        """Pass the lines on to `analyze`, keeping what it does not: qp and bounces."""
         for line in lines:
-            e = line.event
-            if isinstance(e, InfoMsg):
-                extra.setdefault(e.id, {})["qp"] = e.qp
-            elif isinstance(e, BounceMsg):
-                extra.setdefault(e.id, {})["bounced"] = True
-                bounce_qps.add(e.qp)
-            elif isinstance(e, TripleBounce):
-                extra.setdefault(e.id, {})["bounced"] = True
+            if isinstance(line.event, BounceMsg):
+                bounce_qps.add(line.event.qp)
             yield line
 
     summary = analyze(noting(log_lines(log, epoch)))
     book = MessageBook()
     rows: dict[int, int] = {}  # the model never reuses a queue id (see MemFS)
-    for id, birth, end, size, sender in summary.messages.table.rows():  # type: ignore[attr-defined]
-        x = extra.pop(id, {})
-        qp = x.get("qp")
+    for id, birth, end, size, sender, qp, bounced in summary.messages.table.rows():  # type: ignore[attr-defined]
         seen = rows.get(id)
         if seen is not None:  # preprocessed again after a crash: one message all the same
             book.set(seen, "end", end)
-            if size:
-                book.set(seen, "size", size)
-            if sender:
-                book.set(seen, "sender", sender)
+            for field_, value in (("size", size), ("sender", sender), ("qp", qp)):
+                if value:
+                    book.set(seen, field_, value)
+            if bounced:
+                book.set(seen, "bounced", True)
             continue
         origin = "bounce" if qp in bounce_qps else "relay"
-        m = Message(host, id, origin, None, sender, size, qp, birth, end, x.get("bounced", False))
-        rows[id] = book.append(m)
+        rows[id] = book.append(
+            Message(host, id, origin, None, sender, size, qp, birth, end, bounced)
+        )
     return HostLedger(host, summary, book)
 
 
@@ -195,7 +187,7 @@ def monolith_ledger(
     for m in messages:
         m.end = None if m.qp in waiting else (m.end if m.end is not None else m.birth)
         book.append(m)
-        stats.table.append(m.id or 0, m.birth, m.end, None, None)
+        stats.table.append(m.id or 0, m.birth, m.end, None, None, m.qp, m.bounced)
     for d in deliveries:
         table.append(d)
     return HostLedger(host, LogSummary(stats, table, (), {}), book)

@@ -44,6 +44,8 @@ class MessageStats:
     end: float | None = None
     size: int | None = None
     sender: str | None = None
+    qp: int | None = None  # the pid of the qmail-queue that queued it (`info msg`)
+    bounced: bool = False  # qmail-send bounced it (`bounce msg`, or a triple bounce)
 
     @property
     def qtime(self) -> float | None:
@@ -111,7 +113,7 @@ class MessageTable(Sequence[MessageStats]):
     as their lines come."""
 
     def __init__(self) -> None:
-        self.table = Columns(id="q", birth="d", end="d", size="q", sender=NAME)
+        self.table = Columns(id="q", birth="d", end="d", size="q", sender=NAME, qp="q", bounced="b")
 
     def __len__(self) -> int:
         return len(self.table)
@@ -200,7 +202,7 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
     def message(id: int) -> int:
         row = live.get(id)
         if row is None:
-            row = live[id] = m.append(id, None, None, None, None)
+            row = live[id] = m.append(id, None, None, None, None, None, False)
         return row
 
     for line in lines:
@@ -215,6 +217,9 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
             row = message(event.id)
             m.set(row, "size", event.size)
             m.set(row, "sender", event.sender)
+            m.set(row, "qp", event.qp)
+        elif isinstance(event, BounceMsg | TripleBounce):
+            m.set(message(event.id), "bounced", True)
         elif isinstance(event, EndMsg):
             m.set(message(event.id), "end", t)
             del live[event.id]

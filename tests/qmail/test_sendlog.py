@@ -274,6 +274,7 @@ def test_sample_qtime_ddelay_xdelay_of_first_message(lines):
     summary = analyze(lines)
     first = summary.messages[0]
     assert (first.id, first.size, first.sender) == (1451746, 1404, "bob@oracle.test")
+    assert (first.qp, first.bounced) == (9301, True)  # nosuchuser@ made it bounce
     assert first.qtime == pytest.approx(
         _gap("@400000006b074cac2f647434", "@400000006b074cac30d3ee6c"), abs=1e-6
     )
@@ -309,7 +310,7 @@ def test_sample_delays_are_consistent(lines):
     assert all(q >= 0 for q in qtimes)
 
 
-def test_sample_column_figures_match_the_records(lines):
+def test_sample_column_figures_match_the_records(text, lines):
     """The tables' own sums (used for a day's summary) agree with their records, row by row."""
     from collections import Counter
 
@@ -322,6 +323,8 @@ def test_sample_column_figures_match_the_records(lines):
     assert deliveries.done() == by_records
     assert by_records[("local", "success")] > 0 and by_records[("remote", "failure")] > 0
     assert messages[-1] == list(messages)[-1] and messages[:2] == [messages[0], messages[1]]
+    bounced = re.findall(r" bounce msg (\d+) qp ", text)
+    assert sum(m.bounced for m in messages) == len(bounced) == 49
 
 
 def test_unfinished_delivery_and_message_are_kept_open():
