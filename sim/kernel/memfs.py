@@ -301,6 +301,16 @@ class MemFS:
         node.dirty += abs(length - old)
         node.mtime = self.clock()
 
+    def drop_head(self, node: Inode, length: int) -> None:
+        """Remove a file's first `length` bytes, as a log rotation does: the file keeps its
+        inode and name, and a writer in append mode goes on at its end. Its durable copy
+        (if any) loses the same head."""
+        length = max(0, min(length, len(node.data)))
+        node.data = bytearray(node.data[length:])  # a new buffer: the old one is freed
+        if node.durable_data:
+            node.durable_data = node.durable_data[length:]
+        self.used -= length
+
     @staticmethod
     def _writable(node: Inode) -> bytearray:
         """The file's data, copied first if it is still shared with what is on disk."""

@@ -18,7 +18,7 @@ import contextlib
 import functools
 import posixpath
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
@@ -28,6 +28,7 @@ from sim.kernel.memfs import MemFS, Special
 from sim.kernel.real import Resolver
 from sim.kernel.simkernel import SimKernel
 from sim.kernel.simnet import Network
+from sim.model.ledger import LogBook
 from sim.model.proctable import ProcessRows
 from sim.mta.home import Entry, layout, user_uid
 from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
@@ -39,6 +40,7 @@ SMTP_PORT = 25
 PATH = "/usr/bin:/bin"
 LOG_DIR = "log"
 SEND_LOG = f"{LOG_DIR}/qmail-send.log"
+LOG_KEEP = 64 * 2**20  # the most of qmail-send's log a host keeps (the ledger reads it all)
 RULES = "etc/tcp.smtp"
 MONOLITH_NOTES = frozenset({"queue", "delivery", "sleep"})  # what `sim.model.ledger` reads
 
@@ -137,6 +139,8 @@ class SimHost:
         build_home(self.fs, host)
         self.kernels: list[SimKernel] = []
         self.logs: list[bytes] = []  # qmail-send's log of earlier boots (kept by "syslog")
+        self.logbook = LogBook(host.name, epoch)  # the log, read as it is written
+        self.log_read = 0  # how much of the current boot's log `logbook` has read
         self.notes: list[dict] = []  # a monolith's queue, delivery and sleep events, all boots
         self.retired = ProcessRows()  # ps rows of processes long gone
         self.disk_factor = 1.0
@@ -250,7 +254,9 @@ class SimHost:
         """Power loss: every process dies; only what was fsynced is left on the disk."""
         self.up = False
         self.kernel.halt()
+        self.read_log()
         self.logs.append(self.send_log())
+        self.log_read = 0  # the next boot's log is a new file
         self.fs = self.fs.crash()
         with contextlib.suppress(OSError):  # the log lives on elsewhere (it was syslog's)
             self.fs.unlink(posixpath.join(ROOT, SEND_LOG))
@@ -266,21 +272,22 @@ class SimHost:
         """qmail-send's log over every boot."""
         return b"".join([*self.logs, self.send_log()])
 
-    @contextlib.contextmanager
-    def log_view(self) -> Iterator[bytes | memoryview]:
-        """qmail-send's log over every boot, to read there and then without copying a day's
-        log when there was one boot. The view is released on leaving: while it exists, the
-        log file cannot grow."""
-        if self.logs:
-            yield self.all_logs()
-            return
+    def read_log(self) -> None:
+        """Hand what qmail-send logged since the last call to `logbook`; then, if the log
+        is over `LOG_KEEP` bytes, drop all but the last half of that, as a rotation would
+        (what is dropped has been read)."""
         try:
-            data = self.fs.lookup(posixpath.join(ROOT, SEND_LOG)).data
+            node = self.fs.lookup(posixpath.join(ROOT, SEND_LOG))
         except OSError:
-            yield b""
             return
-        with memoryview(data) as view, view.toreadonly() as readonly:
-            yield readonly
+        if len(node.data) > self.log_read:
+            self.logbook.feed(bytes(node.data[self.log_read :]))
+            self.log_read = len(node.data)
+        if self.log_read > LOG_KEEP:
+            cut = node.data.find(b"\n", self.log_read - LOG_KEEP // 2) + 1  # whole lines
+            if cut:
+                self.fs.drop_head(node, cut)
+                self.log_read -= cut
 
     def inject_env(self) -> dict[str, str]:
         """The environment a user's qmail-inject gets on this host."""

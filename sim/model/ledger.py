@@ -26,20 +26,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sim.model.clients import OutcomeBook
 from sim.model.logs import log_lines
 from sim.qmail.columns import NAME, Columns
 from sim.qmail.routing import RoutingConfig, rewrite
 from sim.qmail.sendlog import BounceMsg, LogLine, StartingDelivery
 from sim.qmail.sendlog_metrics import (
+    Analyzer,
     DeliveryStats,
     DeliveryTable,
     LogSummary,
     MessageTable,
-    analyze,
 )
+
+if TYPE_CHECKING:
+    from sim.model.clients import OutcomeBook
 
 MONOLITH_OUTCOMES = {"ok": "success", "defer": "deferral", "fail": "failure"}
 
@@ -127,33 +129,57 @@ class HostLedger:
 
 
 def host_ledger(host: str, log: bytes | memoryview, epoch: float) -> HostLedger:
-    """Parse and match one host's log; messages in order of first appearance."""
-    bounce_qps: set[int] = set()  # the qp of each bounce qmail-send injected
+    """Parse and match one host's whole log; messages in order of first appearance."""
+    book = LogBook(host, epoch)
+    book.feed(bytes(log))
+    book.feed(b"\n")  # a last line without its newline is read all the same
+    return book.ledger()
 
-    def noting(lines: Iterable[LogLine]) -> Iterator[LogLine]:
+
+class LogBook:
+    """A host's qmail-send log read as it is written, as qmailanalog reads syslog: each line
+    is analysed once, so a day's log need not stay in memory for the summary."""
+
+    def __init__(self, host: str, epoch: float) -> None:
+        self.host, self.epoch = host, epoch
+        self.analyzer = Analyzer()
+        self.bounce_qps: set[int] = set()  # the qp of each bounce qmail-send injected
+        self.pending = b""  # the start of a line whose newline has not been written yet
+
+    def feed(self, data: bytes) -> None:
+        """Read more of the log: each line it ends; the rest waits for its newline."""
+        end = data.rfind(b"\n") + 1
+        if not end:
+            self.pending += data
+            return
+        lines, self.pending = self.pending + data[:end], data[end:]
+        self.analyzer.feed(self._noting(log_lines(lines, self.epoch)))
+
+    def _noting(self, lines: Iterable[LogLine]) -> Iterator[LogLine]:
         for line in lines:
             if isinstance(line.event, BounceMsg):
-                bounce_qps.add(line.event.qp)
+                self.bounce_qps.add(line.event.qp)
             yield line
 
-    summary = analyze(noting(log_lines(log, epoch)))
-    book = MessageBook()
-    rows: dict[int, int] = {}  # the model never reuses a queue id (see MemFS)
-    for id, birth, end, size, sender, qp, bounced in summary.messages.table.rows():  # type: ignore[attr-defined]
-        seen = rows.get(id)
-        if seen is not None:  # preprocessed again after a crash: one message all the same
-            book.set(seen, "end", end)
-            for field_, value in (("size", size), ("sender", sender), ("qp", qp)):
-                if value:
-                    book.set(seen, field_, value)
-            if bounced:
-                book.set(seen, "bounced", True)
-            continue
-        origin = "bounce" if qp in bounce_qps else "relay"
-        rows[id] = book.append(
-            Message(host, id, origin, None, sender, size, qp, birth, end, bounced)
-        )
-    return HostLedger(host, summary, book)
+    def ledger(self) -> HostLedger:
+        """The host's ledger from the lines read so far."""
+        summary = self.analyzer.summary()
+        book = MessageBook()
+        rows: dict[int, int] = {}  # the model never reuses a queue id (see MemFS)
+        for id, birth, end, size, sender, qp, bounced in summary.messages.table.rows():  # type: ignore[attr-defined]
+            seen = rows.get(id)
+            if seen is not None:  # preprocessed again after a crash: one message all the same
+                book.set(seen, "end", end)
+                for field_, value in (("size", size), ("sender", sender), ("qp", qp)):
+                    if value:
+                        book.set(seen, field_, value)
+                if bounced:
+                    book.set(seen, "bounced", True)
+                continue
+            origin = "bounce" if qp in self.bounce_qps else "relay"
+            message = Message(self.host, id, origin, None, sender, size, qp, birth, end, bounced)
+            rows[id] = book.append(message)
+        return HostLedger(self.host, summary, book)
 
 
 def monolith_ledger(

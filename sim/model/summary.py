@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sim.model.host import ROOT
-from sim.model.ledger import HostLedger, MessageBook, host_ledger, join, monolith_ledger
+from sim.model.ledger import HostLedger, MessageBook, join, monolith_ledger
 
 if TYPE_CHECKING:
     from sim.model.world import World
@@ -46,8 +46,8 @@ def ledgers(world: World) -> dict[str, HostLedger]:
             waiting = {int(n.split(".", 1)[0]) for n in _monolith_queue(world, name)}
             books[name] = monolith_ledger(name, h.notes, locals_, waiting)
         else:
-            with h.log_view() as log:
-                books[name] = host_ledger(name, log, world.epoch)
+            h.read_log()
+            books[name] = h.logbook.ledger()
     return books
 
 

@@ -124,6 +124,7 @@ class World:
                 self.env.run(until=min(end, self.env.now + step))
                 for host in self.hosts.values():
                     host.retire(self.env.now - RETIRE_AFTER)
+                    host.read_log()
                 if progress is not None:
                     progress(self.env.now, end)
         finally:

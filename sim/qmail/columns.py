@@ -56,6 +56,11 @@ class Columns:
             raise
         return len(self) - 1
 
+    def truncate(self, length: int) -> None:
+        """Keep only the first `length` rows."""
+        for column in self.columns.values():
+            del column[length:]
+
     def row(self, i: int) -> tuple[Any, ...]:
         """Row `i` as it went in (names as strings, sentinels as None)."""
         return tuple(self._decode(kind, column[i]) for column, kind in self._codecs)

@@ -190,49 +190,69 @@ _COUNTED: dict[type, str] = {
 
 def analyze(lines: Iterable[LogLine]) -> LogSummary:
     """Match a parsed log's lines into message and delivery records, as qmailanalog does."""
-    messages = MessageTable()
-    m = messages.table
-    live: dict[int, int] = {}  # queue id -> the row of the message now using it
-    started: dict[int, tuple[StartingDelivery, float | None, float | None]] = {}
-    deliveries = DeliveryTable()
-    running = {"local": 0, "remote": 0}
-    points = Concurrency()
-    counts = dict.fromkeys([*_COUNTED.values(), *OUTCOMES.values(), "mangled"], 0)
+    analyzer = Analyzer()
+    analyzer.feed(lines)
+    return analyzer.summary()
 
-    def message(id: int) -> int:
-        row = live.get(id)
+
+class Analyzer:
+    """`analyze` for a log that is still being written: `feed` it lines as they come, and
+    ask for the `summary` so far at any time (a day's log need never be kept whole)."""
+
+    def __init__(self) -> None:
+        self.messages = MessageTable()
+        self.live: dict[int, int] = {}  # queue id -> the row of the message now using it
+        self.started: dict[int, tuple[StartingDelivery, float | None, float | None]] = {}
+        self.deliveries = DeliveryTable()
+        self.running = {"local": 0, "remote": 0}
+        self.points = Concurrency()
+        self.counts = dict.fromkeys([*_COUNTED.values(), *OUTCOMES.values(), "mangled"], 0)
+        self.done = 0  # rows of `deliveries` with a result; the rest are unfinished
+
+    def _message(self, id: int) -> int:
+        row = self.live.get(id)
         if row is None:
-            row = live[id] = m.append(id, None, None, None, None, None, False)
+            row = self.live[id] = self.messages.table.append(id, None, None, None, None, None, 0)
         return row
 
-    for line in lines:
-        event, t = line.event, line.t
-        kind = event.outcome if isinstance(event, Delivery) else _COUNTED.get(type(event))
-        if kind:
-            counts[kind] += 1
-        if isinstance(event, NewMsg):
-            live.pop(event.id, None)
-            m.set(message(event.id), "birth", t)
-        elif isinstance(event, InfoMsg):
-            row = message(event.id)
-            m.set(row, "size", event.size)
-            m.set(row, "sender", event.sender)
-            m.set(row, "qp", event.qp)
-        elif isinstance(event, BounceMsg | TripleBounce):
-            m.set(message(event.id), "bounced", True)
-        elif isinstance(event, EndMsg):
-            m.set(message(event.id), "end", t)
-            del live[event.id]
-        elif isinstance(event, StartingDelivery):
-            started[event.delivery] = (event, t, m.get(message(event.id), "birth"))
-            running[event.channel] += 1
-            points.append(t, running["local"], running["remote"])
-        elif isinstance(event, Delivery):
-            start, t0, birth = started.pop(event.delivery, (None, None, None))
-            deliveries.append(DeliveryStats(event.delivery, event.outcome, t0, t, birth, start))
-            if start is not None:
-                running[start.channel] -= 1
-                points.append(t, running["local"], running["remote"])
-    for start, t0, birth in started.values():
-        deliveries.append(DeliveryStats(start.delivery, None, t0, None, birth, start))
-    return LogSummary(messages, deliveries, points, counts)
+    def feed(self, lines: Iterable[LogLine]) -> None:
+        m, live, started, running = self.messages.table, self.live, self.started, self.running
+        self.deliveries.table.truncate(self.done)  # the unfinished, as the last summary saw them
+        for line in lines:
+            event, t = line.event, line.t
+            kind = event.outcome if isinstance(event, Delivery) else _COUNTED.get(type(event))
+            if kind:
+                self.counts[kind] += 1
+            if isinstance(event, NewMsg):
+                live.pop(event.id, None)
+                m.set(self._message(event.id), "birth", t)
+            elif isinstance(event, InfoMsg):
+                row = self._message(event.id)
+                m.set(row, "size", event.size)
+                m.set(row, "sender", event.sender)
+                m.set(row, "qp", event.qp)
+            elif isinstance(event, BounceMsg | TripleBounce):
+                m.set(self._message(event.id), "bounced", True)
+            elif isinstance(event, EndMsg):
+                m.set(self._message(event.id), "end", t)
+                del live[event.id]
+            elif isinstance(event, StartingDelivery):
+                started[event.delivery] = (event, t, m.get(self._message(event.id), "birth"))
+                running[event.channel] += 1
+                self.points.append(t, running["local"], running["remote"])
+            elif isinstance(event, Delivery):
+                start, t0, birth = started.pop(event.delivery, (None, None, None))
+                self.deliveries.append(
+                    DeliveryStats(event.delivery, event.outcome, t0, t, birth, start)
+                )
+                if start is not None:
+                    running[start.channel] -= 1
+                    self.points.append(t, running["local"], running["remote"])
+        self.done = len(self.deliveries)
+
+    def summary(self) -> LogSummary:
+        """What the lines so far say; a delivery still running is one without a result."""
+        self.deliveries.table.truncate(self.done)
+        for start, t0, birth in self.started.values():
+            self.deliveries.append(DeliveryStats(start.delivery, None, t0, None, birth, start))
+        return LogSummary(self.messages, self.deliveries, self.points, dict(self.counts))

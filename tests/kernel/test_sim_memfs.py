@@ -109,6 +109,20 @@ def test_write_past_the_end_leaves_a_hole_of_zeros_and_capacity_gives_enospc():
     assert caught.value.errno == errno.ENOSPC
 
 
+def test_dropping_a_files_head_keeps_its_inode_its_tail_and_its_synced_tail():
+    fs = queue()
+    ino = write_file(fs, "/queue/log", b"line 1\nline 2\n", sync=True)
+    node = fs.lookup("/queue/log")
+    fs.write(node, len(node.data), b"line 3\n")  # an appending writer, not yet synced
+    used = fs.used
+    fs.drop_head(node, 7)
+    assert (node.ino, bytes(node.data), fs.used) == (ino, b"line 2\nline 3\n", used - 7)
+    fs.write(node, len(node.data), b"line 4\n")
+    assert fs.lookup("/queue/log").data == b"line 2\nline 3\nline 4\n"
+    fs.fsync(fs.lookup("/queue"))
+    assert fs.crash().lookup("/queue/log").data == b"line 2\n"  # the synced part, less its head
+
+
 def test_populate_and_dump_round_trip():
     files = {
         "/var/qmail/control/me": b"mx.example\n",

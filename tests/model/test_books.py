@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.model.arrivals import Arrival
 from sim.model.clients import OutcomeBook
-from sim.model.ledger import Message, MessageBook
+from sim.model.ledger import LogBook, Message, MessageBook, host_ledger
 
 times = st.one_of(st.none(), st.floats(0, 1e6))
 messages = st.builds(
@@ -65,3 +66,22 @@ def test_outcomes_keep_the_refusals_words_and_the_live_ones_as_they_are() -> Non
         ("a.test", 1, "bob@x.test", 55),
         ("a.test", 3, "bob@x.test", 77),
     ]
+
+
+SAMPLE = Path(__file__).parent.parent / "data" / "qmail-send-sample.log"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 10**6), max_size=8))
+def test_a_log_read_in_pieces_cut_anywhere_is_the_log_read_whole(cuts: list[int]) -> None:
+    data = SAMPLE.read_bytes()
+    whole = host_ledger("oracle.test", data, 0.0)
+    book = LogBook("oracle.test", 0.0)
+    points = sorted({c % len(data) for c in cuts})
+    for start, end in zip([0, *points], [*points, len(data)], strict=True):
+        book.feed(data[start:end])
+    pieces = book.ledger()
+    assert list(pieces.messages) == list(whole.messages)
+    assert list(pieces.deliveries) == list(whole.deliveries)
+    assert pieces.summary.counts == whole.summary.counts
+    assert len(whole.messages) > 200 and whole.messages.statuses()[("bounce", "delivered")] > 0

@@ -145,3 +145,22 @@ def test_process_rows_take_many_names_and_refuse_a_bad_row_whole() -> None:
     assert len(rows) == 301 and {len(c) for c in rows.table.columns.values()} == {301}
     last = list(rows.rows())[-1]
     assert (last["pid"], last["user"], last["state"]) == (300, "root", "zombie")
+
+
+def test_a_long_log_is_read_as_written_and_rotated_and_still_counted_whole(monkeypatch) -> None:
+    """The ledger reads qmail-send's log as it grows; past LOG_KEEP the host keeps only the
+    last lines, and the summary and tables are those of the whole log."""
+    from sim.model import host as host_module
+
+    scenario = parse_scenario(DAY.format(fetch="fetch = 10"), "day")
+    whole = sim.run(scenario, until=60, keep_trace=False)
+    monkeypatch.setattr(host_module, "LOG_KEEP", 4096)
+    rotated = sim.run(scenario, until=60, keep_trace=False)
+    full = whole.world.hosts["mail.example.test"].send_log()
+    kept = rotated.world.hosts["mail.example.test"].send_log()
+    assert len(full) > 4 * 4096 and 0 < len(kept) <= 4096
+    assert full.endswith(kept) and full[-len(kept) - 1 :].startswith(b"\n")  # whole lines
+    assert whole.summary["messages"]["injected"] > 40
+    del whole.summary["run"], rotated.summary["run"]  # wall-clock figures
+    assert rotated.summary == whole.summary
+    assert rotated.tables() == whole.tables()

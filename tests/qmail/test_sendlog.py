@@ -42,7 +42,7 @@ from sim.qmail.sendlog import (
     triple_bounce,
     warning,
 )
-from sim.qmail.sendlog_metrics import analyze
+from sim.qmail.sendlog_metrics import Analyzer, analyze
 
 SAMPLE = Path(__file__).parent.parent / "data" / "qmail-send-sample.log"
 
@@ -325,6 +325,22 @@ def test_sample_column_figures_match_the_records(text, lines):
     assert messages[-1] == list(messages)[-1] and messages[:2] == [messages[0], messages[1]]
     bounced = re.findall(r" bounce msg (\d+) qp ", text)
     assert sum(m.bounced for m in messages) == len(bounced) == 49
+
+
+@pytest.mark.parametrize("cut", [0, 1, 4, 29, 500, 1337, 2116])
+def test_sample_fed_in_two_parts_with_a_summary_between_is_the_whole(lines, cut):
+    """A log read as it is written (a summary asked for part way) ends as one read whole."""
+    whole = analyze(lines)
+    analyzer = Analyzer()
+    analyzer.feed(lines[:cut])
+    early = analyzer.summary()
+    assert len(early.deliveries) == len(analyze(lines[:cut]).deliveries)  # unfinished included
+    analyzer.feed(lines[cut:])
+    last = analyzer.summary()
+    assert list(last.messages) == list(whole.messages)
+    assert list(last.deliveries) == list(whole.deliveries)
+    assert list(last.concurrency) == list(whole.concurrency)
+    assert last.counts == whole.counts
 
 
 def test_unfinished_delivery_and_message_are_kept_open():
