@@ -21,6 +21,7 @@ import argparse
 import gc
 import os
 import smtplib
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -145,7 +146,8 @@ def _peak() -> int:
         import resource
     except ImportError:
         return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 def _resident() -> int:

@@ -309,6 +309,7 @@ class MemFS:
         node.data = bytearray(node.data[length:])  # a new buffer: the old one is freed
         if node.durable_data:
             node.durable_data = node.durable_data[length:]
+        node.dirty = min(node.dirty, len(node.data))
         self.used -= length
 
     @staticmethod

@@ -40,7 +40,7 @@ SMTP_PORT = 25
 PATH = "/usr/bin:/bin"
 LOG_DIR = "log"
 SEND_LOG = f"{LOG_DIR}/qmail-send.log"
-LOG_KEEP = 64 * 2**20  # the most of qmail-send's log a host keeps (the ledger reads it all)
+LOG_KEEP = 64 * 2**20  # past this, a host keeps the last half of qmail-send's log (read first)
 RULES = "etc/tcp.smtp"
 MONOLITH_NOTES = frozenset({"queue", "delivery", "sleep"})  # what `sim.model.ledger` reads
 
@@ -255,6 +255,7 @@ class SimHost:
         self.up = False
         self.kernel.halt()
         self.read_log()
+        self.logbook.end_file()  # a line the crash cut short does not run into the next boot's
         self.logs.append(self.send_log())
         self.log_read = 0  # the next boot's log is a new file
         self.fs = self.fs.crash()
@@ -269,7 +270,7 @@ class SimHost:
             return b""
 
     def all_logs(self) -> bytes:
-        """qmail-send's log over every boot."""
+        """qmail-send's log over every boot (what each boot kept: see `read_log`)."""
         return b"".join([*self.logs, self.send_log()])
 
     def read_log(self) -> None:

@@ -155,6 +155,11 @@ class LogBook:
         lines, self.pending = self.pending + data[:end], data[end:]
         self.analyzer.feed(self._noting(log_lines(lines, self.epoch)))
 
+    def end_file(self) -> None:
+        """The log file ends here (a crash): a line left without its newline is read as is."""
+        if self.pending:
+            self.feed(b"\n")
+
     def _noting(self, lines: Iterable[LogLine]) -> Iterator[LogLine]:
         for line in lines:
             if isinstance(line.event, BounceMsg):
@@ -162,23 +167,37 @@ class LogBook:
             yield line
 
     def ledger(self) -> HostLedger:
-        """The host's ledger from the lines read so far."""
+        """The host's ledger from the lines read so far. A message qmail-send preprocessed
+        again after a crash (a second `new msg` before its `end msg`) is one message: its
+        first row, with what the later ones say (the model never reuses a queue id)."""
         summary = self.analyzer.summary()
+        first: dict[int, int] = {}  # a later row -> the first row of its message
+        for earlier, later in self.analyzer.renewed:
+            first[later] = first.get(earlier, earlier)
+        roots = set(first.values())
         book = MessageBook()
-        rows: dict[int, int] = {}  # the model never reuses a queue id (see MemFS)
-        for id, birth, end, size, sender, qp, bounced in summary.messages.table.rows():  # type: ignore[attr-defined]
-            seen = rows.get(id)
-            if seen is not None:  # preprocessed again after a crash: one message all the same
-                book.set(seen, "end", end)
-                for field_, value in (("size", size), ("sender", sender), ("qp", qp)):
-                    if value:
-                        book.set(seen, field_, value)
-                if bounced:
-                    book.set(seen, "bounced", True)
-                continue
+        rows: dict[int, int] = {}  # a first row -> its row in `book`
+        table = summary.messages.table  # type: ignore[attr-defined]
+        for i, (id, birth, end, size, sender, qp, bounced) in enumerate(table.rows()):
             origin = "bounce" if qp in self.bounce_qps else "relay"
-            message = Message(self.host, id, origin, None, sender, size, qp, birth, end, bounced)
-            rows[id] = book.append(message)
+            root = first.get(i)
+            if root is None:
+                message = Message(
+                    self.host, id, origin, None, sender, size, qp, birth, end, bounced
+                )
+                row = book.append(message)
+                if i in roots:
+                    rows[i] = row
+                continue
+            seen = rows[root]  # preprocessed again after a crash
+            book.set(seen, "end", end)
+            for field_, value in (("size", size), ("sender", sender), ("qp", qp)):
+                if value is not None:
+                    book.set(seen, field_, value)
+            if qp is not None:
+                book.set(seen, "origin", origin)  # the last info msg says whose it is
+            if bounced:
+                book.set(seen, "bounced", True)
         return HostLedger(self.host, summary, book)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 NAME = "name"
@@ -26,21 +26,24 @@ class Columns:
     """Rows of fields `kinds` (field name -> kind), appended and read back as tuples."""
 
     def __init__(self, **kinds: str) -> None:
+        if not kinds:
+            raise TypeError("Columns needs at least one field")
         self.kinds = kinds
         self.fields = tuple(kinds)
         self.columns: dict[str, array] = {
             f: array("i" if k == NAME else k) for f, k in kinds.items()
         }
-        self.names: list[str] = []  # shared by every name column
-        self.index: dict[str, int] = {}
+        self.names: list[Hashable] = []  # shared by every name column (strings, tuples)
+        self.index: dict[Hashable, int] = {}
         self._codecs = [(self.columns[f], k) for f, k in kinds.items()]
 
     def __len__(self) -> int:
         return len(self.columns[self.fields[0]])
 
     def append(self, *values: Any) -> int:
-        """Add a row (values in field order); its index. A bad value (of the wrong type, or
-        too big for its column) adds nothing, so the columns stay in step."""
+        """Add a row (values in field order); its index. A value that cannot be stored (not
+        a number, or too big for its column) adds no row, so the columns stay in step.
+        Numbers are stored as their column's type: 2.9 in an integer column is 2."""
         if len(values) != len(self._codecs):
             raise TypeError(f"a row has {len(self._codecs)} fields, not {len(values)}")
         kinds = (kind for _, kind in self._codecs)
@@ -57,7 +60,8 @@ class Columns:
         return len(self) - 1
 
     def truncate(self, length: int) -> None:
-        """Keep only the first `length` rows."""
+        """Keep only the first `length` rows (0 or more)."""
+        length = max(0, length)
         for column in self.columns.values():
             del column[length:]
 
@@ -78,9 +82,20 @@ class Columns:
     def count(self, field: str) -> Counter[Any]:
         """How many rows have each value of `field`."""
         kind = self.kinds[field]
-        return Counter({self._decode(kind, v): n for v, n in Counter(self.columns[field]).items()})
+        out: Counter[Any] = Counter()
+        for cell, n in Counter(self.columns[field]).items():
+            out[self._decode(kind, cell)] += n  # each NaN read is its own object: all None
+        return out
 
-    def name(self, text: str | None) -> int:
+    def copy(self) -> Columns:
+        """An independent copy (the arrays are copied whole, not row by row)."""
+        twin = Columns(**self.kinds)
+        for f, column in self.columns.items():
+            twin.columns[f].extend(column)
+        twin.names, twin.index = list(self.names), dict(self.index)
+        return twin
+
+    def name(self, text: Hashable | None) -> int:
         """The index of name `text` (-1 for None), storing it the first time."""
         if text is None:
             return -1

@@ -21,6 +21,7 @@ from sim.qmail.sendlog import (
     BounceMsg,
     Delivery,
     EndMsg,
+    Event,
     InfoMsg,
     LogLine,
     NewMsg,
@@ -98,6 +99,13 @@ class Concurrency(Sequence[ConcurrencyPoint]):
     def __len__(self) -> int:
         return len(self.t)
 
+    def copy(self) -> Concurrency:
+        twin = Concurrency()
+        twin.t.extend(self.t)
+        twin.local.extend(self.local)
+        twin.remote.extend(self.remote)
+        return twin
+
     def __getitem__(self, i: int) -> ConcurrencyPoint:  # type: ignore[override]
         t = self.t[i]
         return ConcurrencyPoint(None if math.isnan(t) else t, self.local[i], self.remote[i])
@@ -114,6 +122,11 @@ class MessageTable(Sequence[MessageStats]):
 
     def __init__(self) -> None:
         self.table = Columns(id="q", birth="d", end="d", size="q", sender=NAME, qp="q", bounced="b")
+
+    def copy(self) -> MessageTable:
+        twin = MessageTable()
+        twin.table = self.table.copy()
+        return twin
 
     def __len__(self) -> int:
         return len(self.table)
@@ -141,6 +154,11 @@ class DeliveryTable(Sequence[DeliveryStats]):
         s = d.started
         started = (None,) * 4 if s is None else (s.delivery, s.id, s.channel, s.recipient)
         self.table.append(d.delivery, d.outcome, d.start, d.end, d.birth, *started)
+
+    def copy(self) -> DeliveryTable:
+        twin = DeliveryTable()
+        twin.table = self.table.copy()
+        return twin
 
     def __len__(self) -> int:
         return len(self.table)
@@ -197,7 +215,13 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
 
 class Analyzer:
     """`analyze` for a log that is still being written: `feed` it lines as they come, and
-    ask for the `summary` so far at any time (a day's log need never be kept whole)."""
+    ask for the `summary` so far at any time (a day's log need never be kept whole).
+
+    A summary keeps what it says: the first `feed` after one copies the tables first.
+    `renewed` pairs (earlier row, later row) where a `new msg` came for an id whose
+    message had not ended: a log cut short, or qmail-send preprocessing it again after a
+    crash. A line with a number too big to keep (over 2**63) is skipped, as mangled
+    evidence."""
 
     def __init__(self) -> None:
         self.messages = MessageTable()
@@ -207,7 +231,9 @@ class Analyzer:
         self.running = {"local": 0, "remote": 0}
         self.points = Concurrency()
         self.counts = dict.fromkeys([*_COUNTED.values(), *OUTCOMES.values(), "mangled"], 0)
+        self.renewed: list[tuple[int, int]] = []
         self.done = 0  # rows of `deliveries` with a result; the rest are unfinished
+        self.last: LogSummary | None = None  # the summary given out since the last feed
 
     def _message(self, id: int) -> int:
         row = self.live.get(id)
@@ -216,43 +242,60 @@ class Analyzer:
         return row
 
     def feed(self, lines: Iterable[LogLine]) -> None:
-        m, live, started, running = self.messages.table, self.live, self.started, self.running
+        if self.last is not None:  # leave the summary as it was
+            self.messages, self.deliveries = self.messages.copy(), self.deliveries.copy()
+            self.points, self.last = self.points.copy(), None
         self.deliveries.table.truncate(self.done)  # the unfinished, as the last summary saw them
         for line in lines:
-            event, t = line.event, line.t
-            kind = event.outcome if isinstance(event, Delivery) else _COUNTED.get(type(event))
-            if kind:
-                self.counts[kind] += 1
-            if isinstance(event, NewMsg):
-                live.pop(event.id, None)
-                m.set(self._message(event.id), "birth", t)
-            elif isinstance(event, InfoMsg):
-                row = self._message(event.id)
-                m.set(row, "size", event.size)
-                m.set(row, "sender", event.sender)
-                m.set(row, "qp", event.qp)
-            elif isinstance(event, BounceMsg | TripleBounce):
-                m.set(self._message(event.id), "bounced", True)
-            elif isinstance(event, EndMsg):
-                m.set(self._message(event.id), "end", t)
-                del live[event.id]
-            elif isinstance(event, StartingDelivery):
-                started[event.delivery] = (event, t, m.get(self._message(event.id), "birth"))
-                running[event.channel] += 1
-                self.points.append(t, running["local"], running["remote"])
-            elif isinstance(event, Delivery):
-                start, t0, birth = started.pop(event.delivery, (None, None, None))
-                self.deliveries.append(
-                    DeliveryStats(event.delivery, event.outcome, t0, t, birth, start)
-                )
-                if start is not None:
-                    running[start.channel] -= 1
-                    self.points.append(t, running["local"], running["remote"])
+            try:
+                self._line(line.event, line.t)
+            except OverflowError:
+                continue
         self.done = len(self.deliveries)
+
+    def _line(self, event: Event, t: float | None) -> None:
+        m, live, started, running = self.messages.table, self.live, self.started, self.running
+        if isinstance(event, NewMsg):
+            earlier = live.pop(event.id, None)
+            m.set(self._message(event.id), "birth", t)
+            if earlier is not None:
+                self.renewed.append((earlier, live[event.id]))
+        elif isinstance(event, InfoMsg):
+            row = self._message(event.id)
+            m.set(row, "qp", event.qp)  # the numbers first: too big, and nothing is changed
+            m.set(row, "size", event.size)
+            m.set(row, "sender", event.sender)
+        elif isinstance(event, BounceMsg | TripleBounce):
+            if event.id in live:
+                m.set(live[event.id], "bounced", True)
+        elif isinstance(event, EndMsg):
+            m.set(self._message(event.id), "end", t)
+            del live[event.id]
+        elif isinstance(event, StartingDelivery):
+            if event.delivery >= 2**63:
+                return
+            started[event.delivery] = (event, t, m.get(self._message(event.id), "birth"))
+            running[event.channel] += 1
+            self.points.append(t, running["local"], running["remote"])
+        elif isinstance(event, Delivery):
+            if event.delivery >= 2**63:
+                return
+            start, t0, birth = started.pop(event.delivery, (None, None, None))
+            self.deliveries.append(
+                DeliveryStats(event.delivery, event.outcome, t0, t, birth, start)
+            )
+            if start is not None:
+                running[start.channel] -= 1
+                self.points.append(t, running["local"], running["remote"])
+        kind = event.outcome if isinstance(event, Delivery) else _COUNTED.get(type(event))
+        if kind:
+            self.counts[kind] += 1
 
     def summary(self) -> LogSummary:
         """What the lines so far say; a delivery still running is one without a result."""
-        self.deliveries.table.truncate(self.done)
-        for start, t0, birth in self.started.values():
-            self.deliveries.append(DeliveryStats(start.delivery, None, t0, None, birth, start))
-        return LogSummary(self.messages, self.deliveries, self.points, dict(self.counts))
+        if self.last is None:
+            self.deliveries.table.truncate(self.done)
+            for start, t0, birth in self.started.values():
+                self.deliveries.append(DeliveryStats(start.delivery, None, t0, None, birth, start))
+            self.last = LogSummary(self.messages, self.deliveries, self.points, dict(self.counts))
+        return self.last

@@ -85,3 +85,58 @@ def test_a_log_read_in_pieces_cut_anywhere_is_the_log_read_whole(cuts: list[int]
     assert list(pieces.deliveries) == list(whole.deliveries)
     assert pieces.summary.counts == whole.summary.counts
     assert len(whole.messages) > 200 and whole.messages.statuses()[("bounce", "delivered")] > 0
+
+
+def splogger(*lines: str) -> bytes:
+    return b"".join(b"%d.000000 %s\n" % (n, line.encode()) for n, line in enumerate(lines, 1))
+
+
+def test_a_message_preprocessed_again_is_one_message_and_its_last_info_says_whose() -> None:
+    """A crash between `new msg` and `info msg`: qmail-send preprocesses it again; the
+    second `info msg` names the qp of a bounce qmail-send injected."""
+    log = splogger(
+        "new msg 6",
+        "info msg 6: bytes 10 from <a@b.test> qp 101 uid 7",
+        "bounce msg 6 qp 102",
+        "end msg 6",
+        "new msg 7",
+        "new msg 7",
+        "info msg 7: bytes 20 from <> qp 102 uid 7",
+        "end msg 7",
+    )
+    book = host_ledger("h.test", log, 0.0).messages
+    assert [(m.id, m.origin, m.sender, m.size, m.qp, m.status) for m in book] == [
+        (6, "relay", "a@b.test", 10, 101, "bounced"),
+        (7, "bounce", "", 20, 102, "delivered"),
+    ]
+    assert (book[1].birth, book[1].end) == (5.0, 8.0)
+
+
+def test_a_log_with_numbers_too_big_to_keep_skips_those_lines() -> None:
+    big = 2**64
+    log = splogger(
+        f"new msg {big}",
+        "new msg 1",
+        f"info msg 1: bytes 10 from <a@b.test> qp {big} uid 7",
+        f"starting delivery {big}: msg 1 to local a@b.test",
+        f"delivery {big}: success: did_1+0+0/",
+        "bounce msg 99 qp 5",
+        "end msg 1",
+    )
+    ledger = host_ledger("h.test", log, 0.0)
+    assert [(m.id, m.qp, m.size, m.bounced, m.status) for m in ledger.messages] == [
+        (1, None, None, False, "delivered")  # no row for the bounce of a message not seen
+    ]
+    assert len(ledger.deliveries) == 0
+    assert ledger.summary.counts["new"] == 1 and ledger.summary.counts["success"] == 0
+
+
+def test_a_line_cut_short_by_a_crash_does_not_swallow_the_next_boots_first_line() -> None:
+    book = LogBook("h.test", 0.0)
+    book.feed(b"1.000000 new msg 5\n2.000000 info msg 5: bytes 1")  # the crash
+    book.end_file()
+    book.feed(b"3.000000 new msg 6\n4.000000 end msg 6\n")  # the next boot's first lines
+    assert [(m.id, m.birth, m.end) for m in book.ledger().messages] == [
+        (5, 1.0, None),
+        (6, 3.0, 4.0),
+    ]

@@ -49,3 +49,20 @@ def test_a_bad_row_adds_nothing() -> None:
         table.append(4, 4.0)
     assert {len(c) for c in table.columns.values()} == {1}
     assert list(table.rows()) == [(1, 1.0, "a", True, 1)]
+
+
+def test_count_of_a_float_column_adds_up_its_nones() -> None:
+    table = Columns(t="d")
+    for value in (None, None, 1.5, None, 1.5):
+        table.append(value)
+    assert table.count("t") == {None: 3, 1.5: 2}
+
+
+def test_a_copy_is_independent() -> None:
+    table = Columns(**KINDS)
+    table.append(1, 1.0, "a", True, 1)
+    twin = table.copy()
+    twin.append(2, 2.0, "b", False, 2)
+    twin.set(0, "t", 9.0)
+    assert list(table.rows()) == [(1, 1.0, "a", True, 1)]
+    assert list(twin.rows()) == [(1, 9.0, "a", True, 1), (2, 2.0, "b", False, 2)]
