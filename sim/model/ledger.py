@@ -167,29 +167,26 @@ class LogBook:
             yield line
 
     def ledger(self) -> HostLedger:
-        """The host's ledger from the lines read so far. A message qmail-send preprocessed
-        again after a crash (a second `new msg` before its `end msg`) is one message: its
-        first row, with what the later ones say (the model never reuses a queue id)."""
+        """The host's ledger from the lines read so far. The model never reuses a queue id,
+        so rows with one id are one message: one preprocessed again after a crash (a second
+        `new msg`), or finished again (its lines after its `end msg`). It is its first row,
+        with what the later ones say; the analyzer names the few ids to look at."""
         summary = self.analyzer.summary()
-        first: dict[int, int] = {}  # a later row -> the first row of its message
-        for earlier, later in self.analyzer.renewed:
-            first[later] = first.get(earlier, earlier)
-        roots = set(first.values())
+        repeated = set(self.analyzer.repeated)
         book = MessageBook()
-        rows: dict[int, int] = {}  # a first row -> its row in `book`
+        rows: dict[int, int] = {}  # a repeated id -> its message's row in `book`
         table = summary.messages.table  # type: ignore[attr-defined]
-        for i, (id, birth, end, size, sender, qp, bounced) in enumerate(table.rows()):
+        for id, birth, end, size, sender, qp, bounced in table.rows():
             origin = "bounce" if qp in self.bounce_qps else "relay"
-            root = first.get(i)
-            if root is None:
+            seen = rows.get(id) if id in repeated else None
+            if seen is None:
                 message = Message(
                     self.host, id, origin, None, sender, size, qp, birth, end, bounced
                 )
                 row = book.append(message)
-                if i in roots:
-                    rows[i] = row
+                if id in repeated:
+                    rows[id] = row
                 continue
-            seen = rows[root]  # preprocessed again after a crash
             book.set(seen, "end", end)
             for field_, value in (("size", size), ("sender", sender), ("qp", qp)):
                 if value is not None:
@@ -198,6 +195,8 @@ class LogBook:
                 book.set(seen, "origin", origin)  # the last info msg says whose it is
             if bounced:
                 book.set(seen, "bounced", True)
+            if birth is not None and book.table.get(seen, "birth") is None:
+                book.set(seen, "birth", birth)
         return HostLedger(self.host, summary, book)
 
 

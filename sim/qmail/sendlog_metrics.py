@@ -213,15 +213,32 @@ def analyze(lines: Iterable[LogLine]) -> LogSummary:
     return analyzer.summary()
 
 
+_NUMBERS = {
+    NewMsg: ("id",),
+    EndMsg: ("id",),
+    TripleBounce: ("id",),
+    BounceMsg: ("id", "qp"),
+    InfoMsg: ("id", "size", "qp"),
+    StartingDelivery: ("delivery", "id"),
+    Delivery: ("delivery",),
+}
+
+
+def _too_big(event: Event) -> bool:
+    """Has the line a number no 64-bit column can keep (checked before any row changes)?"""
+    return any(getattr(event, f) >= 2**63 for f in _NUMBERS.get(type(event), ()))
+
+
 class Analyzer:
     """`analyze` for a log that is still being written: `feed` it lines as they come, and
     ask for the `summary` so far at any time (a day's log need never be kept whole).
 
-    A summary keeps what it says: the first `feed` after one copies the tables first.
-    `renewed` pairs (earlier row, later row) where a `new msg` came for an id whose
-    message had not ended: a log cut short, or qmail-send preprocessing it again after a
-    crash. A line with a number too big to keep (over 2**63) is skipped, as mangled
-    evidence."""
+    A summary keeps what it says: the first line fed after one copies the tables first.
+    `repeated` holds each queue id that got a row other than by a plain `new msg`: a second
+    `new msg` before its `end msg`, or a line for an id not live (a log that begins part
+    way, or qmail-send finishing a message again after a crash), so that a reader who knows
+    ids are never reused (the model) can join its rows. A line with a number too big to
+    keep (2**63 or more) is skipped, as mangled evidence."""
 
     def __init__(self) -> None:
         self.messages = MessageTable()
@@ -231,38 +248,38 @@ class Analyzer:
         self.running = {"local": 0, "remote": 0}
         self.points = Concurrency()
         self.counts = dict.fromkeys([*_COUNTED.values(), *OUTCOMES.values(), "mangled"], 0)
-        self.renewed: list[tuple[int, int]] = []
+        self.repeated: set[int] = set()
         self.done = 0  # rows of `deliveries` with a result; the rest are unfinished
         self.last: LogSummary | None = None  # the summary given out since the last feed
 
-    def _message(self, id: int) -> int:
+    def _message(self, id: int, new: bool = False) -> int:
         row = self.live.get(id)
         if row is None:
             row = self.live[id] = self.messages.table.append(id, None, None, None, None, None, 0)
+            if not new:
+                self.repeated.add(id)
         return row
 
     def feed(self, lines: Iterable[LogLine]) -> None:
-        if self.last is not None:  # leave the summary as it was
-            self.messages, self.deliveries = self.messages.copy(), self.deliveries.copy()
-            self.points, self.last = self.points.copy(), None
-        self.deliveries.table.truncate(self.done)  # the unfinished, as the last summary saw them
         for line in lines:
-            try:
+            if self.last is not None:  # leave the summary handed out as it was
+                self.messages, self.deliveries = self.messages.copy(), self.deliveries.copy()
+                self.points, self.last = self.points.copy(), None
+                self.deliveries.table.truncate(self.done)  # less the summary's unfinished
+            if not _too_big(line.event):
                 self._line(line.event, line.t)
-            except OverflowError:
-                continue
-        self.done = len(self.deliveries)
+        if self.last is None:  # else no line came, and the summary's unfinished rows stay
+            self.done = len(self.deliveries)
 
     def _line(self, event: Event, t: float | None) -> None:
         m, live, started, running = self.messages.table, self.live, self.started, self.running
         if isinstance(event, NewMsg):
-            earlier = live.pop(event.id, None)
-            m.set(self._message(event.id), "birth", t)
-            if earlier is not None:
-                self.renewed.append((earlier, live[event.id]))
+            if live.pop(event.id, None) is not None:
+                self.repeated.add(event.id)
+            m.set(self._message(event.id, new=True), "birth", t)
         elif isinstance(event, InfoMsg):
             row = self._message(event.id)
-            m.set(row, "qp", event.qp)  # the numbers first: too big, and nothing is changed
+            m.set(row, "qp", event.qp)
             m.set(row, "size", event.size)
             m.set(row, "sender", event.sender)
         elif isinstance(event, BounceMsg | TripleBounce):
@@ -272,14 +289,10 @@ class Analyzer:
             m.set(self._message(event.id), "end", t)
             del live[event.id]
         elif isinstance(event, StartingDelivery):
-            if event.delivery >= 2**63:
-                return
             started[event.delivery] = (event, t, m.get(self._message(event.id), "birth"))
             running[event.channel] += 1
             self.points.append(t, running["local"], running["remote"])
         elif isinstance(event, Delivery):
-            if event.delivery >= 2**63:
-                return
             start, t0, birth = started.pop(event.delivery, (None, None, None))
             self.deliveries.append(
                 DeliveryStats(event.delivery, event.outcome, t0, t, birth, start)

@@ -140,3 +140,38 @@ def test_a_line_cut_short_by_a_crash_does_not_swallow_the_next_boots_first_line(
         (5, 1.0, None),
         (6, 3.0, 4.0),
     ]
+
+
+def test_a_message_finished_again_after_a_crash_is_still_one_message() -> None:
+    """qmail-send resumes a message at boot without a new `new msg`: its `end msg` (or a
+    delivery started again) comes a second time, for an id no longer live."""
+    log = splogger(
+        "new msg 5",
+        "info msg 5: bytes 10 from <a@b.test> qp 9 uid 7",
+        "starting delivery 1: msg 5 to local a@b.test",
+        "delivery 1: success: did_1+0+0/",
+        "end msg 5",
+        "starting delivery 1: msg 5 to local a@b.test",
+        "delivery 1: success: did_1+0+0/",
+        "end msg 5",
+    )
+    book = host_ledger("h.test", log, 0.0).messages
+    assert [(m.id, m.origin, m.birth, m.end, m.qp, m.status) for m in book] == [
+        (5, "relay", 1.0, 8.0, 9, "delivered")
+    ]
+
+
+def test_a_line_with_one_number_too_big_changes_nothing() -> None:
+    big = 2**64
+    log = splogger(
+        "new msg 1",
+        f"info msg 1: bytes {big} from <a@b.test> qp 42 uid 7",  # the qp alone would fit
+        f"info msg 5: bytes 10 from <a@b.test> qp {big} uid 7",  # an id not seen before
+        "new msg 5",
+        "end msg 5",
+    )
+    book = host_ledger("h.test", log, 0.0).messages
+    assert [(m.id, m.qp, m.size, m.sender, m.birth, m.status) for m in book] == [
+        (1, None, None, None, 1.0, "queued"),
+        (5, None, None, None, 4.0, "delivered"),
+    ]

@@ -335,8 +335,13 @@ def test_sample_fed_in_two_parts_with_a_summary_between_is_the_whole(lines, cut)
     analyzer.feed(lines[:cut])
     early = analyzer.summary()
     assert len(early.deliveries) == len(analyze(lines[:cut]).deliveries)  # unfinished included
+    analyzer.feed([])  # nothing new: the summary stays what it was
+    assert analyzer.summary() is early
     analyzer.feed(lines[cut:])
     last = analyzer.summary()
+    part = analyze(lines[:cut])
+    assert list(early.messages) == list(part.messages)  # held while more was fed
+    assert list(early.deliveries) == list(part.deliveries)
     assert list(last.messages) == list(whole.messages)
     assert list(last.deliveries) == list(whole.deliveries)
     assert list(last.concurrency) == list(whole.concurrency)
