@@ -13,7 +13,7 @@ qmail's last reply, and `qp`, the pid of the qmail-queue that queued it, which q
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ import simpy
 from sim.kernel.simnet import Conn
 from sim.model.arrivals import Arrival
 from sim.model.host import ROOT
-from sim.qmail.columns import NAME, Columns
+from sim.qmail.columns import NAME, Columns, Records
 
 if TYPE_CHECKING:
     from sim.model.world import World
@@ -61,7 +61,7 @@ def compose(a: Arrival, epoch: float, crlf: bool) -> bytes:
 _ARRIVAL = ("t", "host", "sender", "recipients", "size", "via", "n")
 
 
-class OutcomeBook(Sequence[Outcome]):
+class OutcomeBook(Records[Outcome]):
     """The outcome of every arrival sent so far, in arrival order, in columns (a day has a
     million). A finished one keeps qmail's reply only if it was not accepted (an accepted
     one's reply is its qp); one still being sent is its live `Outcome`."""
@@ -87,13 +87,7 @@ class OutcomeBook(Sequence[Outcome]):
         if not out.accepted:
             self.table.set(row, "reply", out.reply)
 
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, i: int) -> Outcome:  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
-        i = range(len(self))[i]
+    def make(self, i: int) -> Outcome:
         live = self.flying.get(i)
         if live is not None:
             return live

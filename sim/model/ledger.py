@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sim.model.logs import log_lines
-from sim.qmail.columns import NAME, Columns
+from sim.qmail.columns import NAME, Columns, Records
 from sim.qmail.routing import RoutingConfig, rewrite
 from sim.qmail.sendlog import BounceMsg, LogLine, StartingDelivery
 from sim.qmail.sendlog_metrics import (
@@ -75,7 +75,7 @@ class Message:
 _FIELDS = ("host", "id", "origin", "n", "sender", "size", "qp", "birth", "end", "bounced")
 
 
-class MessageBook(Sequence[Message]):
+class MessageBook(Records[Message]):
     """Messages in columns (a day has a million); a row reads back as a `Message`, and its
     fields change with `set`."""
 
@@ -91,12 +91,7 @@ class MessageBook(Sequence[Message]):
     def set(self, i: int, field: str, value: Any) -> None:
         self.table.set(i, field, value)
 
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, i: int) -> Message:  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+    def make(self, i: int) -> Message:
         return Message(*self.table.row(i))
 
     def statuses(self) -> Counter[tuple[str, str]]:
@@ -128,10 +123,10 @@ class HostLedger:
         return self.summary.deliveries
 
 
-def host_ledger(host: str, log: bytes | memoryview, epoch: float) -> HostLedger:
+def host_ledger(host: str, log: bytes, epoch: float) -> HostLedger:
     """Parse and match one host's whole log; messages in order of first appearance."""
     book = LogBook(host, epoch)
-    book.feed(bytes(log))
+    book.feed(log)
     book.feed(b"\n")  # a last line without its newline is read all the same
     return book.ledger()
 

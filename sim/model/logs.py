@@ -24,9 +24,7 @@ def parse_send_log(data: bytes, epoch: float = 0.0) -> list[tuple[float | None, 
     return list(iter_send_log(data, epoch))
 
 
-def iter_send_log(
-    data: bytes | memoryview, epoch: float = 0.0
-) -> Iterator[tuple[float | None, Event]]:
+def iter_send_log(data: bytes, epoch: float = 0.0) -> Iterator[tuple[float | None, Event]]:
     """`parse_send_log` one line at a time: a day's log is never held twice."""
     for raw in _lines(data):
         if not raw.strip():
@@ -47,21 +45,18 @@ def iter_send_log(
             continue
 
 
-def _lines(data: bytes | memoryview) -> Iterator[bytes]:
+def _lines(data: bytes) -> Iterator[bytes]:
     """The lines of `data`, without their newlines, one at a time (no copy of the whole)."""
-    if isinstance(data, memoryview) and not (data.format == "B" and data.nbytes == len(data.obj)):
-        data = bytes(data)  # a part of something, or not bytes: offsets would not match
-    whole = data.obj if isinstance(data, memoryview) else data  # has find(); not copied
     start, size = 0, len(data)
     while start < size:
-        end = whole.find(b"\n", start)
+        end = data.find(b"\n", start)
         if end < 0:
             end = size
-        yield bytes(data[start:end])
+        yield data[start:end]
         start = end + 1
 
 
-def log_lines(data: bytes | memoryview, epoch: float = 0.0) -> Iterator[LogLine]:
+def log_lines(data: bytes, epoch: float = 0.0) -> Iterator[LogLine]:
     """The log as `LogLine`s stamped in seconds since `epoch`, for `analyze`, one by one."""
     for t, event in iter_send_log(data, epoch):
         yield LogLine(event, None if t is None else Tai64n.from_time(max(0.0, t)))

@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Hashable, Iterator
-from typing import Any
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any, TypeVar
 
 NAME = "name"
+T = TypeVar("T")
 _NONE = {"b": -(2**7), "h": -(2**15), "i": -(2**31), "l": -(2**63), "q": -(2**63)}
 
 
@@ -124,3 +125,27 @@ class Columns:
         if kind == "b":
             return None if cell == _NONE["b"] else bool(cell)
         return None if cell == _NONE.get(kind) else cell
+
+
+class Records(Sequence[T]):
+    """A `Sequence` of records over `Columns`: each row is made into a record (`make`) only
+    when it is read. Subclasses set `table` and say how a row becomes a record."""
+
+    table: Columns
+
+    def make(self, i: int) -> T:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> T:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+        return self.make(range(len(self))[i])
+
+    def copy(self) -> Records[T]:
+        """An independent copy: a new one of the same class over a copy of the columns."""
+        twin = type(self)()
+        twin.table = self.table.copy()
+        return twin

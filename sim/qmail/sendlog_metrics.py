@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sim.qmail.columns import NAME, Columns
+from sim.qmail.columns import NAME, Columns, Records
 from sim.qmail.sendlog import (
     OUTCOMES,
     AlertLine,
@@ -116,24 +116,14 @@ def _spans(starts: array, ends: array) -> list[float]:
     return [e - s for s, e in zip(starts, ends, strict=True) if s == s and e == e]
 
 
-class MessageTable(Sequence[MessageStats]):
+class MessageTable(Records[MessageStats]):
     """The messages of a log in columns (a day's log has a million); rows change in place
     as their lines come."""
 
     def __init__(self) -> None:
         self.table = Columns(id="q", birth="d", end="d", size="q", sender=NAME, qp="q", bounced="b")
 
-    def copy(self) -> MessageTable:
-        twin = MessageTable()
-        twin.table = self.table.copy()
-        return twin
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, i: int) -> MessageStats:  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+    def make(self, i: int) -> MessageStats:
         return MessageStats(*self.table.row(i))
 
     def qtimes(self) -> list[float]:
@@ -141,7 +131,7 @@ class MessageTable(Sequence[MessageStats]):
         return _spans(self.table.columns["birth"], self.table.columns["end"])
 
 
-class DeliveryTable(Sequence[DeliveryStats]):
+class DeliveryTable(Records[DeliveryStats]):
     """The deliveries of a log in columns; `started` is kept as its fields."""
 
     def __init__(self) -> None:
@@ -155,17 +145,7 @@ class DeliveryTable(Sequence[DeliveryStats]):
         started = (None,) * 4 if s is None else (s.delivery, s.id, s.channel, s.recipient)
         self.table.append(d.delivery, d.outcome, d.start, d.end, d.birth, *started)
 
-    def copy(self) -> DeliveryTable:
-        twin = DeliveryTable()
-        twin.table = self.table.copy()
-        return twin
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, i: int) -> DeliveryStats:  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+    def make(self, i: int) -> DeliveryStats:
         delivery, outcome, start, end, birth, number, id, channel, recipient = self.table.row(i)
         started = None if id is None else StartingDelivery(number, id, channel, recipient)
         return DeliveryStats(delivery, outcome, start, end, birth, started)
