@@ -10,7 +10,9 @@ ratio against a baseline measured the same way a moment earlier. Benchmarks:
   and fast levels, with and without writing the trace, against bare SimPy processing the
   same number of events in the same process (a process that only yields zero timeouts):
   the ratio is the model's efficiency. The model's events are the system calls its
-  programs make; at the teaching level each is an event of its own.
+  programs make; at the teaching level each is an event of its own. A first row runs the
+  kernel alone (a program that only calls getpid, as many times): what is left of the
+  ratio after it is the calls' own work (files, pipes, sockets) and the programs' logic.
 * `scale`: a busy server's day (1,000,000 messages arriving evenly) at the fast level, cut
   to N messages: wall time and memory per message, and what the whole day would take.
 """
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim.kernel import effects as fx
 from sim.mta import daemon
 from sim.mta.home import init_home
 from sim.qmail.errors import BadInput
@@ -120,6 +123,37 @@ def bare_simpy(events: int) -> float:
     start = time.perf_counter()
     env.run()
     return time.perf_counter() - start
+
+
+def _getpid_only(count: int):
+    """A program that only calls getpid, `count` times: the kernel with no work to do."""
+
+    def main(argv: list[str], env: dict[str, str]):
+        for _ in range(count):
+            yield fx.Getpid()
+        return 0
+
+    return main
+
+
+def kernel_alone(calls: int, detail: str) -> float:
+    """Seconds SimKernel takes to run `calls` getpid calls at `detail`, each charged its
+    CPU cost from the default table: the kernel's own price per call."""
+    import simpy
+
+    from sim.kernel.costs import Costs
+    from sim.kernel.simkernel import SimKernel
+
+    env = simpy.Environment()
+    main = _getpid_only(calls)
+    kernel = SimKernel(env, lambda prog: (main, None), host="bench", costs=Costs(detail=detail))
+    kernel.spawn("getpid", [], {})
+    start = time.perf_counter()
+    env.run()
+    seconds = time.perf_counter() - start
+    if kernel.calls != calls:
+        raise RuntimeError(f"benchmark: the kernel ran {kernel.calls} of {calls} calls")
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,15 +257,26 @@ def model(count: int, print_: Callable[[str], None]) -> None:
     print_("events are the programs' system calls, each one an event at the teaching level")
     print_(f"{'level':<9} {'trace':<5} {'delivered':>9} {'events':>8} {'traced':>7} "
            f"{'seconds':>7} {'events/s':>8} {'x bare':>7}")  # fmt: skip
+    _check(model_run(burst(min(count, 10), "teaching"), False))  # warm up: imports, caches
+    calls = 0
     for detail in ("teaching", "fast"):
         for trace in (False, True):
             r = model_run(burst(count, detail), trace)
             _check(r)
+            calls = calls or r.calls
             bare = r.calls / bare_simpy(r.calls)
             print_(
                 f"{detail:<9} {'yes' if trace else 'no':<5} {r.delivered:>9} {r.calls:>8} "
                 f"{r.traced:>7} {r.seconds:>7.2f} {r.rate:>8.0f} {r.rate / bare:>7.3f}"
             )
+    print_(f"the kernel alone: a program that only calls getpid, {calls} times")
+    for detail in ("teaching", "fast"):
+        seconds = kernel_alone(calls, detail)
+        rate, bare = calls / seconds, calls / bare_simpy(calls)
+        print_(
+            f"{detail:<9} {'no':<5} {'-':>9} {calls:>8} {0:>7} {seconds:>7.2f} "
+            f"{rate:>8.0f} {rate / bare:>7.3f}"
+        )
 
 
 def scale(count: int, print_: Callable[[str], None]) -> None:

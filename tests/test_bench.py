@@ -27,7 +27,7 @@ def test_bench_refuses_nonsense() -> None:
 def test_bench_model_compares_with_bare_simpy() -> None:
     lines: list[str] = []
     assert bench.run(argparse.Namespace(messages=3, only="model"), lines.append) == 0
-    rows = [line.split() for line in lines[3:]]
+    rows = [line.split() for line in lines[3:7]]
     assert [(row[0], row[1]) for row in rows] == [
         ("teaching", "no"), ("teaching", "yes"), ("fast", "no"), ("fast", "yes")
     ]  # fmt: skip
@@ -37,6 +37,18 @@ def test_bench_model_compares_with_bare_simpy() -> None:
     assert by["teaching", "no"][3] == by["teaching", "yes"][3]  # the trace changes no call
     assert int(by["teaching", "yes"][4]) > int(by["fast", "yes"][4])  # fast traces fewer
     assert all(float(row[7]) > 0 for row in rows)  # a ratio against bare SimPy
+    calls = by["teaching", "no"][3]
+    assert lines[7] == f"the kernel alone: a program that only calls getpid, {calls} times"
+    alone = [line.split() for line in lines[8:]]
+    assert [(row[0], row[2], row[3]) for row in alone] == [
+        ("teaching", "-", calls), ("fast", "-", calls)
+    ]  # fmt: skip
+    assert all(float(row[7]) > 0 for row in alone)
+
+
+def test_the_kernel_alone_runs_every_call_it_is_asked_for() -> None:
+    assert bench.kernel_alone(500, "teaching") > 0
+    assert bench.kernel_alone(500, "fast") > 0
 
 
 def test_bench_scale_runs_a_day_cut_short_and_projects_the_whole_day() -> None:
