@@ -29,7 +29,7 @@ import dataclasses
 import errno as errno_mod
 import functools
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from sim.kernel import effects as fx
@@ -130,8 +130,28 @@ def call_fields(effect: fx.Effect, result: Any = None, error: OSError | None = N
     return fields
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
-"""One encoder for every event: `json.dumps` with options would build a new one each time."""
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+_C_ENCODE = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _make_encode() -> Callable[[Any], str]:
+    """One encoder for every event. `JSONEncoder.encode` builds its C encoder anew on every
+    call, a third of the time of a short event; CPython's C encoder, made once with the
+    same options, writes the same text. Elsewhere, the encoder itself."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode
+    chunks = _C_ENCODE(
+        None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+        False, False, True,
+    )  # fmt: skip
+
+    def encode(event: Any) -> str:
+        return "".join(chunks(event, 0))
+
+    return encode
+
+
+_ENCODE = _make_encode()
 
 
 def encode(event: Mapping[str, Any]) -> bytes:
