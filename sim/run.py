@@ -10,7 +10,8 @@
 Overrides: `seed`, `until` (seconds of virtual time; `duration` is a synonym), `detail`
 (teaching or fast), `costs` (a dict of cost-table entries), `trace` (a file to write the
 trace to, as JSON lines), `keep_trace` (False: no `.trace` list, for long runs) and
-`progress` (called with (now, end) as the run advances). The module itself is callable, so
+`progress` (called with (now, end, tally) as the run advances, `tally` a dict
+of messages `sent` and `delivered` so far). The module itself is callable, so
 `sim.run(...)` works whether or not `sim.run` has been imported as a module.
 """
 

@@ -290,6 +290,13 @@ class SimHost:
                 self.fs.drop_head(node, cut)
                 self.log_read -= cut
 
+    def delivered(self) -> int:
+        """Deliveries that succeeded so far: qmail-send's log as read so far, or a monolith's
+        `delivery` notes."""
+        if self.spec.mta == "monolith":
+            return sum(1 for e in self.notes if e["kind"] == "delivery" and e["outcome"] == "ok")
+        return self.logbook.analyzer.counts["success"]
+
     def inject_env(self) -> dict[str, str]:
         """The environment a user's qmail-inject gets on this host."""
         return {"PATH": PATH, "QMAILHOME": ROOT}

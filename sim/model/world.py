@@ -32,7 +32,7 @@ from sim.scenario import Scenario
 
 RETIRE_AFTER = 60.0  # seconds after its exit before a process leaves the kernel's table
 EPOCH = 1_700_000_000.0  # what the hosts' clocks say at t = 0 (2023-11-14 22:13:20 UTC)
-Progress = Callable[[float, float], None]
+Progress = Callable[[float, float, Mapping[str, int]], None]
 
 
 class World:
@@ -116,7 +116,8 @@ class World:
         self._emit(event)
 
     def run(self, progress: Progress | None = None, slices: int = 200) -> None:
-        """Advance virtual time to the end of the run; `progress(now, end)` between slices."""
+        """Advance virtual time to the end of the run; `progress(now, end, tally())` between
+        slices."""
         start, end = time.perf_counter(), self.duration
         step = end / slices
         try:
@@ -126,9 +127,15 @@ class World:
                     host.retire(self.env.now - RETIRE_AFTER)
                     host.read_log()
                 if progress is not None:
-                    progress(self.env.now, end)
+                    progress(self.env.now, end, self.tally())
         finally:
             self.wall += time.perf_counter() - start
+
+    def tally(self) -> dict[str, int]:
+        """How far the run has come, in messages: `sent` (arrivals the clients began to send)
+        and `delivered` (deliveries that succeeded on the qmail hosts)."""
+        delivered = sum(host.delivered() for host in self.hosts.values())
+        return {"sent": len(self.clients.outcomes), "delivered": delivered}
 
     def close(self) -> None:
         """End the run: every program still running is closed, quietly (see `finish`); the

@@ -92,10 +92,14 @@ def test_qmail_makes_more_forks_and_execs_per_message_than_the_monolith(
 
 
 def test_the_monolith_is_counted_without_a_kept_trace() -> None:
-    result = sim.run(scenario("monolith"), keep_trace=False, until=10.0)
+    tallies: list[dict[str, int]] = []
+    progress = lambda now, end, tally: tallies.append(tally)  # noqa: E731
+    result = sim.run(scenario("monolith"), keep_trace=False, until=10.0, progress=progress)
     m = result.summary["messages"]
     assert result.trace == [] and m["injected"] > 3
     assert m["injected"] == m["delivered"] + m["bounced"] + m["queued"]
+    d = result.summary["deliveries"]
+    assert tallies[-1]["delivered"] == d["local"] + d["remote"] > 3  # its notes, as it goes
 
 
 def note(t: float, pid: int, kind: str, **fields: str) -> dict:

@@ -18,7 +18,7 @@ from sim.model.host import build_home, dotqmail_path
 from sim.model.logs import parse_send_log
 from sim.qmail.errors import BadInput
 from sim.qmail.sendlog import EndMsg, NewMsg
-from sim.run_cli import ProgressBar
+from sim.run_cli import ProgressBar, tally_text
 from sim.scenario import Host, parse_scenario
 
 
@@ -125,9 +125,34 @@ def test_the_progress_bar_shows_only_on_a_terminal_after_a_second(monkeypatch) -
     bar.update(2, 10)
     assert bar.bar is None  # not a terminal
     err.isatty = lambda: True  # type: ignore[method-assign]
-    bar.update(3, 10)
+    bar.update(3, 10, {"sent": 1200, "delivered": 7})
     assert bar.bar is not None
+    task = bar.bar.tasks[0]
+    assert (task.completed, task.total) == (3, 10)
+    assert task.fields["counts"] == "0:00:03 · 1,200 sent · 7 delivered"
     bar.stop()
+
+
+def test_a_run_reports_its_progress_in_virtual_time_and_messages() -> None:
+    seen: list[tuple[float, float, dict[str, int]]] = []
+    result = sim.run(until=900, progress=lambda now, end, tally: seen.append((now, end, tally)))
+    assert len(seen) == 200 and seen[-1][:2] == (900, 900)
+    assert [now for now, _, _ in seen] == sorted(now for now, _, _ in seen)
+    sent = [tally["sent"] for *_, tally in seen]
+    delivered = [tally["delivered"] for *_, tally in seen]
+    assert sent == sorted(sent) and delivered == sorted(delivered)  # counts only grow
+    assert (
+        sent[-1] == result.summary["messages"]["injected"] + result.summary["messages"]["refused"]
+    )
+    deliveries = result.summary["deliveries"]
+    assert delivered[-1] == deliveries["local"] + deliveries["remote"] > 0
+
+
+def test_tally_text_reads_as_a_clock_and_counts() -> None:
+    assert tally_text(3725.5, {"sent": 41760, "delivered": 41700}) == (
+        "1:02:05 · 41,760 sent · 41,700 delivered"
+    )
+    assert tally_text(0, None) == "0:00:00"
 
 
 def test_finish_ends_a_program_that_makes_calls_in_finally() -> None:
