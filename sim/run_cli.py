@@ -126,7 +126,8 @@ def format_summary(s: dict[str, Any], description: str = "") -> list[str]:
         f"in {r['wall_seconds']:.2f} s of wall time",
         "",
         f"messages    injected {m['injected']} = delivered {m['delivered']} + bounced "
-        f"{m['bounced']} + still queued {m['queued']}   (refused {m['refused']})",
+        f"{m['bounced']} + still queued {m['queued']}   (refused {m['refused']}"
+        + (f", still sending {m['sending']})" if m["sending"] else ")"),
         f"deliveries  {d['local']} local and {d['remote']} remote succeeded, "
         f"{d['deferred']} deferred, {d['failed']} failed, {d['unfinished']} unfinished",
         f"bounces     {b['made']} made: {b['delivered']} delivered, {b['queued']} queued",
@@ -146,7 +147,8 @@ def format_summary(s: dict[str, Any], description: str = "") -> list[str]:
         q = h["queue"]
         lines.append(
             f"host {name}: cpu {_pct(h['cpu'])} of {h['cores']}, disk {_pct(h['disk'])} of "
-            f"{h['disks']}; {q['messages']} in queue ({q['todo']} not preprocessed)"
+            f"{h['disks']}; {q['messages']} in queue ({q['todo']} not preprocessed"
+            + (f", {q['partial']} partly queued, never acknowledged)" if q["partial"] else ")")
             + (f"; {h['fetched']} fetched by the users" if h["fetched"] else "")
             + (f"; {h['boots']} boots" if h["boots"] > 1 else "")
         )

@@ -52,7 +52,9 @@ class Message:
 
     host: str
     id: int | None
-    origin: str  # "workload", "bounce" (made by qmail-send) or "relay" (from another host)
+    # "workload", "bounce" (made by qmail-send) or "relay": acknowledged to no arrival of the
+    # workload (from another host, or committed while a crash kept the 250 from its client)
+    origin: str
     n: int | None = None  # the arrival's number, for a workload message
     sender: str | None = None
     size: int | None = None

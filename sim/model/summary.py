@@ -61,20 +61,30 @@ def _monolith_queue(world: World, name: str) -> list[str]:
 
 
 def _queue_counts(world: World, name: str) -> dict[str, int]:
-    """What qmail-qstat would say at the end: messages in mess/, not yet preprocessed in todo/.
+    """What qmail-qstat would say at the end: messages in mess/, not yet preprocessed in todo/;
+    and of those in mess/, the `partial` ones: in neither todo/ nor info/, what a qmail-queue
+    left when it was killed before its commit (the link to todo/), so never acknowledged;
+    qmail-send removes them after 36 hours.
 
     A monolith has no preprocessing: all it holds is waiting for delivery.
     """
     if world.hosts[name].spec.mta == "monolith":
-        return {"messages": len(_monolith_queue(world, name)), "todo": 0}
+        return {"messages": len(_monolith_queue(world, name)), "todo": 0, "partial": 0}
     fs, queue = world.hosts[name].fs, f"{ROOT}/queue"
     try:
         splits = fs.readdir(f"{queue}/mess")
-        mess = sum(len(fs.readdir(f"{queue}/mess/{split}")) for split in splits)
-        todo = len(fs.readdir(f"{queue}/todo"))
+        mess = {split: fs.readdir(f"{queue}/mess/{split}") for split in splits}
+        todo = set(fs.readdir(f"{queue}/todo"))
     except OSError:
-        return {"messages": 0, "todo": 0}
-    return {"messages": mess, "todo": todo}
+        return {"messages": 0, "todo": 0, "partial": 0}
+    partial = 0
+    for split, ids in mess.items():
+        try:
+            info = set(fs.readdir(f"{queue}/info/{split}"))
+        except OSError:
+            info = set()
+        partial += sum(1 for id in ids if id not in todo and id not in info)
+    return {"messages": sum(map(len, mess.values())), "todo": len(todo), "partial": partial}
 
 
 def _host_summary(world: World, name: str) -> dict[str, Any]:

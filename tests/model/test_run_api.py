@@ -117,6 +117,13 @@ def test_cli_refuses_a_negative_until() -> None:
         run(cli("--until", "-5"), print)
 
 
+def test_format_summary_counts_the_messages_still_being_sent() -> None:
+    summary = sim.run(until=0.5, keep_trace=False).summary
+    assert "still sending" not in "\n".join(format_summary(summary))
+    summary["messages"]["sending"] = 260
+    assert "(refused 0, still sending 260)" in "\n".join(format_summary(summary))
+
+
 def test_format_summary_shows_missing_latencies_as_dashes() -> None:
     summary = sim.run(until=0.5, keep_trace=False).summary
     text = "\n".join(format_summary(summary))

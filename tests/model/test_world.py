@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import sim
 from sim.qmail.errors import BadInput
 from sim.run import Result
+from sim.run_cli import format_summary
 from sim.scenario import parse_scenario
 
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BASE = """
 [scenario]
 duration = {duration}
@@ -104,6 +108,30 @@ def test_a_host_crash_loses_no_acknowledged_message() -> None:
     text = b"".join(maildir.values())
     lost = [o.arrival.n for o in accepted if b"<%d@model.invalid>" % o.arrival.n not in text]
     assert lost == []
+    check_queue_counts(result, accepted)
+
+
+def check_queue_counts(result: Result, accepted: list) -> int:
+    """The summary's queue counts against the queue's files; returns how many are partial."""
+    dump = result.world.hosts["mail.example.test"].fs.dump("/var/qmail/queue")
+    files = {path.removeprefix("/var/qmail/queue/"): data for path, data in dump.items()}
+    names = {d: {p.rsplit("/", 1)[1] for p in files if p.split("/")[0] == d}
+             for d in ("mess", "todo", "info")}  # fmt: skip
+    partial = names["mess"] - names["todo"] - names["info"]
+    queue = result.summary["hosts"]["mail.example.test"]["queue"]
+    assert queue["partial"] == len(partial) and queue["messages"] == len(names["mess"])
+    text = b"".join(data for p, data in files.items()
+                    if p.startswith("mess/") and p.rsplit("/", 1)[1] in partial)  # fmt: skip
+    assert not [o for o in accepted if b"<%d@model.invalid>" % o.arrival.n in text]
+    host = next(x for x in format_summary(result.summary) if x.startswith("host mail."))
+    assert (f", {len(partial)} partly queued, never acknowledged)" in host) == bool(partial)
+    return len(partial)
+
+
+def test_a_crash_in_the_middle_of_queueing_leaves_partial_files_never_acknowledged() -> None:
+    result = sim.run(SCENARIOS / "host-crash.toml", keep_trace=False)
+    accepted = [o for o in result.world.clients.outcomes if o.accepted]
+    assert check_queue_counts(result, accepted) > 0
 
 
 def test_killing_qmail_send_leaves_mail_in_the_queue() -> None:
@@ -115,7 +143,8 @@ def test_killing_qmail_send_leaves_mail_in_the_queue() -> None:
     )
     m = result.summary["messages"]
     assert (m["injected"], m["queued"]) == (1, 1)
-    assert result.summary["hosts"]["mail.example.test"]["queue"] == {"messages": 1, "todo": 1}
+    queue = result.summary["hosts"]["mail.example.test"]["queue"]
+    assert queue == {"messages": 1, "todo": 1, "partial": 0}
 
 
 def test_a_slow_disk_makes_deliveries_slower() -> None:
