@@ -8,6 +8,7 @@ traceback means a bug in qmailsim.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -192,12 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        status = run(args)
+        sys.stdout.flush()  # here, so that a reader that went away is seen below
+        return status
     except (Fatal, BadInput) as exc:
         print(f"qmailsim: fatal: {exc}", file=sys.stderr)
         return 100
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `qmailsim … | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141  # as a shell reports a death by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import smtplib
 import subprocess
@@ -104,3 +105,19 @@ def test_start_monolith_runs_the_comparison_mta(tmp_path: Path) -> None:
         assert re.search(r"\d+\s+mta-monolith\s+root", status.stdout), status.stdout
     finally:
         qmailsim("mta", "stop", str(home))
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # `| head` that has already read all it wanted
+    try:
+        result = subprocess.run(
+            [*QMAILSIM, "mta", "status", str(home)],
+            stdout=write, stderr=subprocess.PIPE, timeout=WAIT * 2, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert result.stderr.decode() == ""
+    assert result.returncode == 141  # as a shell reports a death by SIGPIPE
