@@ -159,11 +159,31 @@ def start(
     for _, write in listen.values():
         os.close(write)
     os.waitpid(pid, 0)
-    port = _await_ready(ready_r, paths)
+    try:
+        port = _await_ready(ready_r, paths)
+    except MtaError:
+        if pop3 is not None:
+            os.close(pop3_r)
+        _abandon(home, pid)
+        raise
     paths.smtpfile.write_text(f"{smtp[0]}:{port}\n")
     if pop3 is not None:
-        paths.pop3file.write_text(f"{pop3[0]}:{_await_ready(pop3_r, paths)}\n")
+        try:
+            paths.pop3file.write_text(f"{pop3[0]}:{_await_ready(pop3_r, paths)}\n")
+        except MtaError:
+            _abandon(home, pid)
+            raise
     return running_pid(paths) or 0, port
+
+
+def _abandon(home: Path, sid: int) -> None:
+    """A start that failed: stop what did start (the supervisor, qmail-send, ...), which
+    would otherwise run on with no SMTP, and forget its ports."""
+    paths = Paths(home.resolve())
+    stop(home)
+    _kill_session(sid)  # the session the first child made, in case there was no pid file
+    for path in (paths.smtpfile, paths.pop3file):
+        path.unlink(missing_ok=True)
 
 
 def _await_ready(ready_r: int, paths: Paths) -> int:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import re
 import smtplib
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.mta.conftest import WAIT, wait_for
 
@@ -121,3 +124,26 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
         os.close(write)
     assert result.stderr.decode() == ""
     assert result.returncode == 141  # as a shell reports a death by SIGPIPE
+
+
+@pytest.mark.parametrize("taken", ["--smtp", "--pop3"])
+def test_a_start_that_cannot_listen_leaves_nothing_running(tmp_path: Path, taken: str) -> None:
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            ports = {"--smtp": "127.0.0.1:0", "--pop3": "127.0.0.1:0", taken: f"127.0.0.1:{port}"}
+            start = qmailsim("mta", "start", str(home), *(x for kv in ports.items() for x in kv))
+        assert start.returncode == 100
+        assert "the MTA did not start listening" in start.stderr
+        assert "Traceback" not in start.stderr
+        status = qmailsim("mta", "status", str(home))
+        assert f"not running in {home}" in status.stdout
+        assert not (home / "run" / "smtp").exists() and not (home / "run" / "pop3").exists()
+        again = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")  # nothing in the way
+        assert again.returncode == 0, again.stderr
+    finally:
+        qmailsim("mta", "stop", str(home))  # whatever is left, even when the test fails
