@@ -47,7 +47,7 @@ def _wait(home: Path) -> list[Path]:
     return []
 
 
-def run_demo(home: Path) -> int:
+def run_demo(home: Path, kept: bool = False) -> int:
     """The demo in `home` (which must be empty or absent)."""
     print(f"1. qmailsim mta init {home} --me example.test --user alice")
     for line in init_home(home, "example.test", users=["alice"]):
@@ -71,11 +71,14 @@ def run_demo(home: Path) -> int:
     else:
         queued = list((home / "queue" / "todo").iterdir())
         print(f"5. not delivered within {DELIVERY_WAIT:.0f} s; {len(queued)} message(s) in todo/")
-    print("   keep the qmail home and its trace with: qmailsim demo --live --keep DIR")
+    if kept:
+        print(f"   the qmail home and its trace are kept in {home}: qmailsim tui {home}")
+    else:
+        print("   keep the qmail home and its trace with: qmailsim demo --live --keep DIR")
     return 0 if delivered else 1
 
 
-def model_demo(directory: Path, tui: bool) -> int:
+def model_demo(directory: Path, tui: bool, kept: bool = False) -> int:
     """The default scenario in the model; the summary; the TUI on its trace."""
     from sim.run import run
     from sim.run_cli import format_summary
@@ -86,8 +89,12 @@ def model_demo(directory: Path, tui: bool) -> int:
     result = run(None, trace=str(trace), keep_trace=False)
     print("\n".join(format_summary(result.summary, result.scenario.description)))
     if not tui:
-        print("\nThe terminal UI opens when the demo runs in a terminal. Or keep the trace with")
-        print("`qmailsim demo --keep DIR` and open it: `qmailsim tui DIR/default-trace.jsonl`.")
+        print("\nThe terminal UI opens when the demo runs in a terminal.", end=" ")
+        if kept:
+            print(f"The trace is kept: open it with `qmailsim tui {trace}`.")
+        else:
+            print("Or keep the trace with")
+            print("`qmailsim demo --keep DIR` and open it: `qmailsim tui DIR/default-trace.jsonl`.")
         return 0
     import argparse
 
@@ -101,6 +108,6 @@ def demo(keep: Path | None = None, live: bool = False, tui: bool | None = None) 
     if tui is None:
         tui = sys.stdin.isatty() and sys.stdout.isatty()
     if keep is not None:
-        return run_demo(keep) if live else model_demo(keep, tui)
+        return run_demo(keep, kept=True) if live else model_demo(keep, tui, kept=True)
     with tempfile.TemporaryDirectory(prefix="qmailsim-demo-") as tmp:
         return run_demo(Path(tmp) / "qmail") if live else model_demo(Path(tmp), tui)

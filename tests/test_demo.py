@@ -17,6 +17,13 @@ def test_model_demo_prints_the_lesson_and_keeps_its_trace(tmp_path: Path, capsys
     trace = (tmp_path / "default-trace.jsonl").read_text().splitlines()
     assert '"kind":"trace"' in trace[0].replace(" ", "")
     assert len(trace) > 1000
+    kept = f"The trace is kept: open it with `qmailsim tui {tmp_path / 'default-trace.jsonl'}`."
+    assert kept in out and "demo --keep DIR" not in out
+
+
+def test_model_demo_without_keep_says_how_to_keep_the_trace(capsys) -> None:
+    assert demo(None, live=False, tui=False) == 0
+    assert "`qmailsim demo --keep DIR` and open it" in capsys.readouterr().out
 
 
 def test_live_demo_delivers_one_message_and_tells_its_story(tmp_path: Path, capsys) -> None:
@@ -24,6 +31,7 @@ def test_live_demo_delivers_one_message_and_tells_its_story(tmp_path: Path, caps
     out = capsys.readouterr().out
     assert "forks qmail-queue" in out and "replies 250 ok" in out
     assert "5. delivered: home/alice/Maildir/new/" in out
+    assert f"kept in {tmp_path / 'q'}: qmailsim tui {tmp_path / 'q'}" in out
     (delivered,) = (tmp_path / "q" / "home" / "alice" / "Maildir" / "new").iterdir()
     assert delivered.read_bytes().startswith(b"Return-Path: <bob@example.test>\n")
 
