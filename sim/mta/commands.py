@@ -53,7 +53,6 @@ def do_start(args: argparse.Namespace) -> int:
         args.smtp,
         dict(args.smtp_env),
         exec_mode=args.exec_mode,
-        foreground=args.foreground,
         programs=("mta-monolith",) if args.monolith else ("tcpserver", "qmail-start"),
         pop3=args.pop3,
     )
@@ -61,15 +60,22 @@ def do_start(args: argparse.Namespace) -> int:
     if args.pop3:
         pop3 = (home / "run" / "pop3").read_text().strip()
         print(f"qmailsim: POP3 on {pop3}; passwords in {home}/etc/pop3passwd")
+    if args.foreground:
+        print("qmailsim: in the foreground: Ctrl-C (or closing the terminal) stops it", flush=True)
+        daemon.wait_stopped(home)
+        print("qmailsim: stopped")
     return 0
 
 
 def do_stop(args: argparse.Namespace) -> int:
     home = _home(args.home)
+    paths = daemon.Paths(home)
+    orphaned = daemon.running_pid(paths) is None and bool(daemon.leftovers(paths))
     if not daemon.stop(home):
         print(f"qmailsim: not running in {home}")
         return 1
-    print("qmailsim: stopped")
+    print("qmailsim: ended what was left of it (its supervisor had died)" if orphaned
+          else "qmailsim: stopped")  # fmt: skip
     return 0
 
 
@@ -141,9 +147,13 @@ def _processes(home: Path) -> list[tuple[int, str, str]]:
     paths = daemon.Paths(home)
     pid = daemon.running_pid(paths)
     if pid is None:
+        live = set(daemon.leftovers(paths))  # its supervisor died: what is left
+        seen: dict[int, tuple[str, str]] = {}
+    else:
+        live = set(daemon.session_pids(daemon.session_of(paths, pid)))
+        seen = {pid: ("supervisor", "(you)")}
+    if not live:
         return []
-    live = set(daemon.session_pids(daemon.session_of(paths, pid)))
-    seen: dict[int, tuple[str, str]] = {pid: ("supervisor", "(you)")}
     trace = daemon.Paths(home).trace
     if trace.exists():
         for line in trace.read_text(errors="replace").splitlines():
@@ -162,6 +172,8 @@ def do_status(args: argparse.Namespace) -> int:
     if not processes:
         print(f"qmailsim: not running in {home}")
     else:
+        if daemon.running_pid(daemon.Paths(home)) is None:
+            print(f"qmailsim: its supervisor died; end what is left with: qmailsim mta stop {home}")
         print(f"{'PID':>8}  {'PROGRAM':<14} ACCOUNT (as qmail would run it)")
         for pid, prog, uid in processes:
             print(f"{pid:>8}  {prog:<14} {uid}")

@@ -120,31 +120,35 @@ def start(
     smtp_env: Mapping[str, str],
     *,
     exec_mode: bool = False,
-    foreground: bool = False,
     programs: Sequence[str] = ("tcpserver", "qmail-start"),
     pop3: tuple[str, int] | None = None,
 ) -> tuple[int, int]:
     """Start the MTA; returns (supervisor pid, SMTP port) once it accepts connections.
 
     With `pop3`, a second tcpserver serves POP3 there (qmail-popup, checkpassword,
-    qmail-pop3d); its port is written to run/pop3.
+    qmail-pop3d); its port is written to run/pop3. (`wait_stopped` then keeps a caller in
+    the foreground.)
     """
     paths = Paths(home.resolve())
     host = me_of(paths.home)
     if pid := running_pid(paths):
         raise MtaError(f"already running (pid {pid}); stop it with: qmailsim mta stop {home}")
+    if left := leftovers(paths):
+        raise MtaError(
+            f"what is left of an MTA whose supervisor died still runs here (pids "
+            f"{', '.join(map(str, left))}); end it with: qmailsim mta stop {home}"
+        )
     paths.run.mkdir(exist_ok=True)
     paths.log.mkdir(exist_ok=True)
+    for path in (paths.smtpfile, paths.pop3file):
+        path.unlink(missing_ok=True)  # a port file says where this start listens, or nothing
+    logged = paths.errors.stat().st_size if paths.errors.exists() else 0
     ready_r, ready_w = os.pipe()
     listen = {"smtp": (smtp, ready_w)}
     if pop3 is not None:
         pop3_r, pop3_w = os.pipe()
         listen["pop3"] = (pop3, pop3_w)
         programs = (*programs, "tcpserver-pop3")
-    if foreground:
-        os.close(ready_r)
-        _supervise(paths, host, listen, dict(smtp_env), exec_mode, programs)
-        return os.getpid(), smtp[1]
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
@@ -160,7 +164,7 @@ def start(
         os.close(write)
     os.waitpid(pid, 0)
     try:
-        port = _await_ready(ready_r, paths)
+        port = _await_ready(ready_r, paths, logged)
     except MtaError:
         if pop3 is not None:
             os.close(pop3_r)
@@ -169,7 +173,7 @@ def start(
     paths.smtpfile.write_text(f"{smtp[0]}:{port}\n")
     if pop3 is not None:
         try:
-            paths.pop3file.write_text(f"{pop3[0]}:{_await_ready(pop3_r, paths)}\n")
+            paths.pop3file.write_text(f"{pop3[0]}:{_await_ready(pop3_r, paths, logged)}\n")
         except MtaError:
             _abandon(home, pid)
             raise
@@ -186,8 +190,9 @@ def _abandon(home: Path, sid: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def _await_ready(ready_r: int, paths: Paths) -> int:
-    """Read the port tcpserver prints once it listens; explain a failure from the MTA's log."""
+def _await_ready(ready_r: int, paths: Paths, logged: int) -> int:
+    """Read the port tcpserver prints once it listens; explain a failure from what this start
+    added to the MTA's log (past `logged` bytes: not an earlier start's complaints)."""
     deadline = time.monotonic() + START_TIMEOUT
     line = b""
     while not line.endswith(b"\n") and time.monotonic() < deadline:
@@ -202,7 +207,12 @@ def _await_ready(ready_r: int, paths: Paths) -> int:
     try:
         return int(line.strip())
     except ValueError:
-        detail = paths.errors.read_text()[-2000:] if paths.errors.exists() else ""
+        try:
+            with paths.errors.open("rb") as log:
+                log.seek(logged)
+                detail = log.read().decode(errors="replace")[-2000:]
+        except OSError:
+            detail = ""
         raise MtaError(f"the MTA did not start listening; {paths.errors}:\n{detail}") from None
 
 
@@ -226,6 +236,7 @@ def _supervise(
     trace_r, trace_w = os.pipe()
     collector = os.fork()
     if collector == 0:
+        _die_with_parent()
         os.close(trace_w)
         for _, write in listen.values():
             os.close(write)
@@ -246,6 +257,7 @@ def _supervise(
         if pid == 0:
             status = 111
             try:
+                _die_with_parent()
                 os.chdir(paths.home)
                 if stdout is not None:
                     os.dup2(stdout, 1)
@@ -265,6 +277,23 @@ def _supervise(
         os.close(write)
     os.close(trace_w)
     return _wait_for_term(children, collector, paths)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _die_with_parent() -> None:
+    """In a child of the supervisor: get TERM when it dies, however it dies (a SIGKILL, a
+    crash), so that no qmail program runs on that `mta stop` cannot find. Linux only."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the call: nobody would send the signal
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _limit_file_size(value: str) -> None:
@@ -337,8 +366,8 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
     def on_term(signum: int, frame: object) -> None:
         raise _Stop  # breaks out of waitpid, which Python would otherwise resume
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # HUP: its terminal went
+        signal.signal(signum, on_term)
     try:
         while children:
             with contextlib.suppress(ChildProcessError):
@@ -348,7 +377,8 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
                     print(f"{children.pop(pid)} exited with status {code}", file=sys.stderr)
     except _Stop:
         pass
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -370,11 +400,18 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
 
 
 def stop(home: Path) -> bool:
-    """Stop the MTA; returns False if it was not running."""
+    """Stop the MTA, or end what is left of one whose supervisor died; returns False if
+    nothing of it was running."""
     paths = Paths(home.resolve())
     pid = running_pid(paths)
     if pid is None:
-        return False
+        left = leftovers(paths)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            paths.pidfile.unlink()
+        return bool(left)
     sid = session_of(paths, pid)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT + 5
@@ -387,6 +424,47 @@ def stop(home: Path) -> bool:
             os.killpg(sid, signal.SIGKILL)
     _kill_session(sid)
     return True
+
+
+def wait_stopped(home: Path, poll: float = 0.2) -> None:
+    """Stay in the foreground while the MTA runs: INT, TERM or HUP (the terminal went away)
+    stop it; returns once it has stopped."""
+    paths = Paths(home.resolve())
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop(home)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    while running_pid(paths) is not None:
+        time.sleep(poll)
+
+
+def leftovers(paths: Paths) -> list[int]:
+    """Processes of an MTA whose supervisor died without cleaning up (its pid file is still
+    there): those of its session that work in this home, from /proc."""
+    try:
+        pid, sid = (int(x) for x in paths.pidfile.read_text().split()[:2])
+    except (OSError, ValueError):
+        return []
+    if _alive(pid):
+        return []
+    home = str(paths.home)
+    return [p for p in session_pids(sid) if _works_in(p, home)]
+
+
+def _works_in(pid: int, home: str) -> bool:
+    """True if the process's directory is in `home`, or its command line names it: a pid
+    file's session id may have been reused by processes that are none of ours."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if cwd == home or cwd.startswith(home + "/"):
+        return True
+    named = (os.path.realpath(os.path.join(cwd, os.fsdecode(a))) for a in args if a)
+    return home in named
 
 
 def session_of(paths: Paths, pid: int) -> int:

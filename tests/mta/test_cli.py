@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import smtplib
 import socket
 import subprocess
@@ -147,3 +148,105 @@ def test_a_start_that_cannot_listen_leaves_nothing_running(tmp_path: Path, taken
         assert again.returncode == 0, again.stderr
     finally:
         qmailsim("mta", "stop", str(home))  # whatever is left, even when the test fails
+
+
+def _started(home: Path) -> int:
+    """Start the MTA in `home` by the command line; returns its SMTP port."""
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    start = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")
+    assert start.returncode == 0, start.stderr
+    return int(re.search(r"SMTP on 127\.0\.0\.1:(\d+)", start.stdout).group(1))
+
+
+def _mta_pids(home: Path) -> list[int]:
+    """Every live process of the MTA in `home`, by the pid file's session, supervisor or not."""
+    from sim.mta import daemon
+
+    paths = daemon.Paths(home.resolve())
+    try:
+        sid = int(paths.pidfile.read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return []
+    return daemon.session_pids(sid)
+
+
+def test_the_mta_dies_with_its_supervisor_and_stop_ends_the_rest(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    port = _started(home)
+    try:
+        supervisor = int((home / "run" / "mta.pid").read_text().split()[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as held:
+            held.recv(100)  # a qmail-smtpd in a session: it outlives its tcpserver
+            os.kill(supervisor, signal.SIGKILL)
+            # every long-running program goes with it; the qmail-smtpd in a session stays
+            (smtpd,) = wait_for(lambda: [*_mta_pids(home)][:2] if len(_mta_pids(home)) == 1
+                                else None, "the programs to go")  # fmt: skip
+            status = qmailsim("mta", "status", str(home))
+            assert "its supervisor died" in status.stdout and f"{smtpd:>8}" in status.stdout
+            refused = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")
+            assert refused.returncode == 100 and "what is left of an MTA" in refused.stderr
+            stop = qmailsim("mta", "stop", str(home))
+            assert stop.stdout.strip().endswith(
+                "ended what was left of it (its supervisor had died)"
+            )
+            assert _mta_pids(home) == []
+        assert "not running" in qmailsim("mta", "status", str(home)).stdout
+        assert qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0").returncode == 0
+    finally:
+        qmailsim("mta", "stop", str(home))
+    assert _mta_pids(home) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_hangup_stops_the_supervisor_cleanly(tmp_path: Path, signum: int) -> None:
+    home = tmp_path / "q"
+    _started(home)
+    try:
+        supervisor = int((home / "run" / "mta.pid").read_text().split()[0])
+        os.kill(supervisor, signum)
+        wait_for(lambda: not (home / "run" / "mta.pid").exists(), "the supervisor to clean up")
+        wait_for(lambda: _mta_pids(home) == [] or None, "every program to stop")
+    finally:
+        qmailsim("mta", "stop", str(home))
+
+
+def test_foreground_runs_until_the_terminal_goes_then_stops_everything(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    fg = subprocess.Popen(
+        [*QMAILSIM, "mta", "start", str(home), "--smtp", "127.0.0.1:0", "--foreground"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "MTA running" in fg.stdout.readline()
+        port = int((home / "run" / "smtp").read_text().split(":")[1])
+        assert "in the foreground" in fg.stdout.readline()
+        with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as smtp:
+            smtp.noop()
+        sid = int((home / "run" / "mta.pid").read_text().split()[1])
+        fg.send_signal(signal.SIGHUP)  # the terminal closed
+        out, err = fg.communicate(timeout=WAIT * 2)
+        assert fg.returncode == 0, err
+        assert out.strip().endswith("qmailsim: stopped")
+        from sim.mta import daemon
+
+        assert daemon.session_pids(sid) == []
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait(timeout=WAIT)
+        qmailsim("mta", "stop", str(home))
+
+
+def test_a_failed_start_quotes_only_its_own_complaints(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    (home / "log").mkdir(exist_ok=True)
+    (home / "log" / "mta.log").write_text("tcpserver: fatal: an old complaint\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        start = qmailsim("mta", "start", str(home), "--smtp", f"127.0.0.1:{busy.getsockname()[1]}")
+    qmailsim("mta", "stop", str(home))
+    assert start.returncode == 100 and "did not start listening" in start.stderr
+    assert "an old complaint" not in start.stderr and "tcpserver" in start.stderr
