@@ -8,6 +8,7 @@ traceback means a bug in qmailsim.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -39,9 +40,19 @@ def _hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r}")
-    if not (host.startswith("127.") or host in ("localhost", "::1", "[::1]")):
-        raise argparse.ArgumentTypeError(f"only loopback addresses are allowed, not {host!r}")
-    return ("127.0.0.1" if host == "localhost" else host.strip("[]"), int(port))
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        loopback = ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise argparse.ArgumentTypeError(
+            f"only IPv4 loopback addresses (127.x.x.x, localhost) are allowed, not {host!r}"
+        )
+    if int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"no such port: {port}")
+    return host, int(port)
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -101,9 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     init = mta.add_parser("init", help="lay out a qmail home: control/, queue/, alias/, users")
     init.add_argument("home", type=Path, metavar="QMAILDIR")
     init.add_argument("--me", required=True, metavar="DOMAIN", help="control/me")
-    init.add_argument("--locals", nargs="+", metavar="D", help="default: the --me domain")
-    init.add_argument("--rcpthosts", nargs="+", metavar="D", help="default: the --me domain")
-    init.add_argument("--user", nargs="+", default=[], metavar="NAME", help="mail users")
+    init.add_argument(
+        "--locals", nargs="+", action="extend", metavar="D", help="default: the --me domain"
+    )
+    init.add_argument(
+        "--rcpthosts", nargs="+", action="extend", metavar="D", help="default: the --me domain"
+    )
+    init.add_argument(
+        "--user", nargs="+", action="extend", default=[], metavar="NAME", help="mail users"
+    )
 
     start = mta.add_parser("start", help="start the MTA in the background")
     start.add_argument("home", type=Path, metavar="QMAILDIR")

@@ -35,8 +35,14 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def do_init(args: argparse.Namespace) -> int:
-    for line in init_home(args.home, args.me, args.locals, args.rcpthosts, args.user):
-        print(line)
+    try:
+        for line in init_home(args.home, args.me, args.locals, args.rcpthosts, args.user):
+            print(line)
+    except OSError as exc:  # a path through a file, no permission, a full disk
+        where = exc.filename or args.home
+        raise BadInput(
+            f"cannot lay out a qmail home in {args.home}: {where}: {exc.strerror}"
+        ) from None
     print(f"qmail home ready: {args.home.resolve()}")
     return 0
 
@@ -48,6 +54,8 @@ def do_start(args: argparse.Namespace) -> int:
             f"{home}/control/rcpthosts is missing: this MTA would relay for anyone. "
             "Create it, or pass --open-relay if that is what you want."
         )
+    if args.pop3 is not None and args.pop3[1] and args.pop3 == args.smtp:
+        raise BadInput(f"--smtp and --pop3 cannot both listen on {args.smtp[0]}:{args.smtp[1]}")
     pid, port = daemon.start(
         home,
         args.smtp,

@@ -250,3 +250,40 @@ def test_a_failed_start_quotes_only_its_own_complaints(tmp_path: Path) -> None:
     qmailsim("mta", "stop", str(home))
     assert start.returncode == 100 and "did not start listening" in start.stderr
     assert "an old complaint" not in start.stderr and "tcpserver" in start.stderr
+
+
+def test_init_takes_every_user_however_they_are_given(tmp_path: Path) -> None:
+    home = tmp_path / "q"
+    init = qmailsim("mta", "init", str(home), "--me", "a.test", "--user", "bob", "--user", "carol",
+                    "dave")  # fmt: skip
+    assert init.returncode == 0, init.stderr
+    assigned = (home / "users" / "assign").read_text()
+    assert all(f"={name}:" in assigned for name in ("bob", "carol", "dave")), assigned
+
+
+def test_init_in_a_path_through_a_file_is_one_line_of_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory\n")
+    init = qmailsim("mta", "init", str(tmp_path / "file" / "q"), "--me", "a.test")
+    assert init.returncode == 100 and "Traceback" not in init.stderr
+    assert init.stderr.startswith("qmailsim: fatal: cannot lay out a qmail home in ")
+    assert init.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["--smtp", "[::1]:0"], 2, "only IPv4 loopback addresses"),
+        (["--smtp", "10.0.0.1:25"], 2, "only IPv4 loopback addresses"),
+        (["--smtp", "127.0.0.1:70000"], 2, "no such port: 70000"),
+        (["--smtp", "127.0.0.1:2999", "--pop3", "127.0.0.1:2999"], 100, "cannot both listen"),
+    ],
+)
+def test_start_refuses_addresses_it_cannot_serve(
+    tmp_path: Path, args: list[str], status: int, message: str
+) -> None:
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "a.test").returncode == 0
+    start = qmailsim("mta", "start", str(home), *args)
+    assert (start.returncode, "Traceback" in start.stderr) == (status, False)
+    assert message in start.stderr
+    assert not (home / "run" / "mta.pid").exists()
