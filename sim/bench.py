@@ -107,6 +107,7 @@ A_DAY = 86_400.0
 SCALE_TARGET = 1_000_000  # messages: the issue's "day of a busy server"
 SCALE_RATE = SCALE_TARGET / A_DAY  # 11.6 messages a second, all day
 FETCH = 60  # seconds between the users' mail pickups in the day (a POP3 client's poll)
+PROJECT_MEMORY_FROM = 10_000  # messages: below, a run's fixed costs swamp what each one adds
 
 
 def bare_simpy(events: int) -> float:
@@ -281,7 +282,7 @@ def model(count: int, print_: Callable[[str], None]) -> None:
 
 def scale(count: int, print_: Callable[[str], None]) -> None:
     """A busy server's day at the fast level, cut to `count` messages, and what 1M would take."""
-    print_(f"scale: {count} messages arriving at {SCALE_RATE:.1f}/s (1,000,000 a day), "
+    print_(f"scale: about {count} messages arriving at {SCALE_RATE:.1f}/s (1,000,000 a day), "
            "fast level, no trace")  # fmt: skip
     r = model_run(day(count), trace=False)
     _check(r)
@@ -290,11 +291,11 @@ def scale(count: int, print_: Callable[[str], None]) -> None:
            f"{r.calls / max(1, r.injected):.0f} calls a message")  # fmt: skip
     print_(f"{r.seconds:.1f} s of wall time: {per * 1e6:.0f} us a message")
     line = f"1,000,000 messages at this rate: {per * SCALE_TARGET / 60:.0f} min (target: 5 min)"
-    if r.grew:
-        line += f"; memory grew {r.grew / max(1, r.injected):.0f} B a message, "
-        line += (
-            f"{r.grew / max(1, r.injected) * SCALE_TARGET / 2**30:.1f} GiB for 1M (target: 2 GB)"
-        )
+    if r.grew and r.injected >= PROJECT_MEMORY_FROM:
+        line += f"; memory grew {r.grew / r.injected:.0f} B a message, "
+        line += f"{r.grew / r.injected * SCALE_TARGET / 2**30:.1f} GiB for 1M (target: 2 GB)"
+    elif r.grew:
+        line += f"; too few messages to project memory (from {PROJECT_MEMORY_FROM:,})"
     print_(line)
     if r.peak:
         print_(f"peak resident set of this process: {r.peak / 1e6:.0f} MB")

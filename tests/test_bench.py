@@ -58,6 +58,7 @@ def test_bench_scale_runs_a_day_cut_short_and_projects_the_whole_day() -> None:
     injected, _, delivered, *_ = lines[1].split()
     assert int(injected) == int(delivered) > 20  # a Poisson day of ~40 messages, all delivered
     assert lines[3].startswith("1,000,000 messages at this rate: ")
+    assert "GiB for 1M" not in lines[3]  # 40 messages say nothing of a day's memory
     peak = float(lines[4].removeprefix("peak resident set of this process: ").removesuffix(" MB"))
     assert peak > 10  # a Python process with the model loaded: tens of MB at least
 
