@@ -79,7 +79,7 @@ def do_stop(args: argparse.Namespace) -> int:
     home = _home(args.home)
     paths = daemon.Paths(home)
     orphaned = daemon.running_pid(paths) is None and bool(daemon.leftovers(paths))
-    if not daemon.stop(home):
+    if not daemon.stop(home, notice=lambda text: print(f"qmailsim: {text}", flush=True)):
         print(f"qmailsim: not running in {home}")
         return 1
     print("qmailsim: ended what was left of it (its supervisor had died)" if orphaned

@@ -22,7 +22,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from sim.qmail.errors import BadInput
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
+STOP_NOTICE = 2.0  # seconds of waiting for the programs to end before `stop` says so
 SMTP_FSIZE_ENV = "QMAILSIM_SMTP_FSIZE"
 
 
@@ -399,9 +400,10 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
     return 0
 
 
-def stop(home: Path) -> bool:
+def stop(home: Path, notice: Callable[[str], None] | None = None) -> bool:
     """Stop the MTA, or end what is left of one whose supervisor died; returns False if
-    nothing of it was running."""
+    nothing of it was running. `notice` hears once if the programs take a while to end
+    (qmail-send waits for the deliveries in progress)."""
     paths = Paths(home.resolve())
     pid = running_pid(paths)
     if pid is None:
@@ -414,10 +416,14 @@ def stop(home: Path) -> bool:
         return bool(left)
     sid = session_of(paths, pid)
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT + 5
+    began = time.monotonic()
+    deadline = began + STOP_TIMEOUT + 5
     while time.monotonic() < deadline:
         if not _alive(pid):
             break
+        if notice is not None and time.monotonic() - began > STOP_NOTICE:
+            notice(f"waiting for the deliveries in progress (at most {STOP_TIMEOUT:.0f} s)")
+            notice = None
         time.sleep(0.05)
     else:
         with contextlib.suppress(ProcessLookupError):

@@ -287,3 +287,17 @@ def test_start_refuses_addresses_it_cannot_serve(
     assert (start.returncode, "Traceback" in start.stderr) == (status, False)
     assert message in start.stderr
     assert not (home / "run" / "mta.pid").exists()
+
+
+def test_a_stop_that_takes_a_while_says_what_it_waits_for(tmp_path: Path, monkeypatch) -> None:
+    from sim.mta import daemon
+    from sim.mta.home import init_home
+
+    home = tmp_path / "q"
+    list(init_home(home, "example.test", users=["alice"]))
+    daemon.start(home, ("127.0.0.1", 0), {})
+    heard: list[str] = []
+    monkeypatch.setattr(daemon, "STOP_NOTICE", -1.0)  # "a while" is now: the supervisor
+    assert daemon.stop(home, notice=heard.append)  # takes milliseconds to stop its programs
+    assert heard == ["waiting for the deliveries in progress (at most 15 s)"]
+    assert not daemon.stop(home, notice=heard.append) and len(heard) == 1
