@@ -2,15 +2,24 @@
 
 Most effects are plumbing (a close, a dup2); a learner wants the forks and execs, who changed
 identity, the protocol lines, the queue's file operations and the decisions with their `why`.
-`narrate` picks those and words them; everything else returns None.
+`narrate` picks those and words them; everything else returns None. A trace may be written by
+hand, so a field of an unexpected type is shown as it is, never a reason to fail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 FILE_KINDS = {"link", "unlink", "rename", "fsync", "fsyncdir", "mkfifo"}
 QUEUE_DIRS = ("pid/", "mess/", "intd/", "todo/", "info/", "local/", "remote/", "bounce/")
+
+
+def _words(value: Any) -> str:
+    """An argv as the shell shows it; anything else that is not a list, as it is."""
+    if isinstance(value, list):
+        return " ".join(str(word) for word in value)
+    return "" if value is None else str(value)
 
 
 def _who(event: dict) -> str:
@@ -30,17 +39,19 @@ def _queue_path(event: dict) -> bool:
 def narrate(event: dict) -> str | None:
     """A short sentence for this event, or None if it is plumbing."""
     kind = event.get("kind")
+    if not isinstance(kind, str):
+        return None
     who = _who(event)
     why = f"  -- {event['why']}" if event.get("why") else ""
     if kind == "fork":
         return f"{who} forks {event.get('label') or 'a child'} -> pid {event.get('result')}"
     if kind == "exec":
         error = f" FAILED ({event['err']})" if event.get("err") else ""
-        return f"{who} execs {event.get('program')} {' '.join(event.get('argv', []))}{error}"
+        return f"{who} execs {event.get('program')} {_words(event.get('argv'))}{error}"
     if kind == "setuid":
         return f"{who} becomes {event.get('to_user')}"
     if kind == "smtp-reply":
-        reply = event.get("reply", "").replace("\\r\\n", " | ").rstrip(" |")
+        reply = str(event.get("reply", "")).replace("\\r\\n", " | ").rstrip(" |")
         return f"{who} replies {reply}{why}"
     if kind == "open" and _queue_path(event) and event.get("create"):
         return f"{who} creates {event.get('path')}"

@@ -2,9 +2,10 @@
 
 The player owns the events read so far and a `TraceState` folded up to the cursor. A step
 applies events up to and including the next narrated one (what the event log shows), so a
-learner never steps through a run of closes. Stepping back folds again from the start:
-the state is a pure function of the events, and a trace of a few thousand events folds in
-well under a frame.
+learner never steps through a run of closes. Stepping back folds again: the state is a pure
+function of the events, so it folds on from a copy of the state saved at an earlier point
+(a checkpoint every `CHECKPOINT` events, saved as the fold first passes it), never from the
+start of a long trace. A trace only grows, so a checkpoint stays true.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from tui.state import TraceState
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # steps per second
 DEFAULT_SPEED = 2
+CHECKPOINT = 5000  # events between saved states: a step back folds at most this many
 
 
 class Player:
     """A cursor over a trace's events, with the state the events before it build."""
 
-    def __init__(self, events: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, events: list[dict[str, Any]] | None = None, every: int = CHECKPOINT) -> None:
         self.events: list[dict[str, Any]] = list(events or [])
         self.state = TraceState()
+        self.every = every
+        self.checkpoints: dict[int, TraceState] = {}  # position: the state there, never folded on
         self.speed_index = DEFAULT_SPEED
         self.playing = False
         self.following = False
@@ -55,19 +59,32 @@ class Player:
         moved = False
         while not self.at_end:
             moved = True
-            if self.state.apply(self.events[self.position]):
+            if self._apply_next():
                 break
         return moved
+
+    def _apply_next(self) -> bool:
+        """Apply the event at the cursor (saving a checkpoint where one is due)."""
+        stops = self.state.apply(self.events[self.position])
+        if self.position % self.every == 0 and self.position not in self.checkpoints:
+            self.checkpoints[self.position] = self.state.copy()
+        return stops
 
     def back(self) -> bool:
         """Return to the end of the previous step; False if at the start."""
         if self.position == 0:
             return False
         target = self.state.step - 1 if self.state.log and self._ends_step() else self.state.step
-        self.rewind()
+        self._resume_before(target)
         while self.state.step < target and not self.at_end:
-            self.state.apply(self.events[self.position])
+            self._apply_next()
         return True
+
+    def _resume_before(self, step: int) -> None:
+        """Go to the last checkpoint before step `step` ends (or the start): folding on from
+        there stops where folding from the start would."""
+        earlier = [p for p, saved in self.checkpoints.items() if saved.step < step]
+        self.state = self.checkpoints[max(earlier)].copy() if earlier else TraceState()
 
     def _ends_step(self) -> bool:
         return self.state.log[-1].index == self.position - 1
@@ -80,5 +97,5 @@ class Player:
         """Apply every event read so far; False if there was none to apply."""
         moved = not self.at_end
         while not self.at_end:
-            self.state.apply(self.events[self.position])
+            self._apply_next()
         return moved

@@ -16,23 +16,40 @@ from typing import Any
 
 from sim.kernel.trace import SCHEMA
 from sim.qmail.errors import BadInput
+from tui.fields import is_int
 
 TRACE_IN_HOME = Path("log") / "trace.jsonl"
+NAMED = 3  # trace files a hint names at most
 
 
 def trace_path(given: Path) -> Path:
     """The trace file for a path that names one, or a qmail home holding `log/trace.jsonl`."""
     path = given / TRACE_IN_HOME if given.is_dir() else given
     if given.is_dir() and not path.exists():
-        raise BadInput(
-            f"{given} has no {TRACE_IN_HOME}: give a trace file or a qmail home "
-            "(qmailsim demo --keep DIR makes one)"
-        )
+        raise BadInput(no_trace_in(given))
     if not path.exists():
         raise BadInput(f"no such trace file: {path}")
     if not path.is_file():
         raise BadInput(f"not a trace file: {path}")
     return path
+
+
+def no_trace_in(directory: Path) -> str:
+    """Why a directory is not a trace, and what to open instead: the JSON-lines files in it
+    (`qmailsim demo --keep DIR` leaves DIR/default-trace.jsonl), else how to make a home."""
+    found = sorted(
+        directory.glob("*.jsonl"), key=lambda p: (not p.name.endswith("-trace.jsonl"), p)
+    )
+    if found:
+        more = f" (and {len(found) - NAMED} more)" if len(found) > NAMED else ""
+        names = ", ".join(p.name for p in found[:NAMED])
+        return (
+            f"{directory} has no {TRACE_IN_HOME} but holds {names}{more}: qmailsim tui {found[0]}"
+        )
+    return (
+        f"{directory} has no {TRACE_IN_HOME}: give a trace file or a qmail home "
+        "(qmailsim demo --live --keep DIR makes a home; qmailsim run --trace FILE a trace)"
+    )
 
 
 def parse_line(line: str, where: str) -> dict[str, Any] | None:
@@ -47,7 +64,11 @@ def parse_line(line: str, where: str) -> dict[str, Any] | None:
         raise BadInput(f"{where}: not a trace event (an object with a kind)")
     if event["kind"] == "trace" and event.get("v") != SCHEMA:
         raise BadInput(f"{where}: trace schema v{event.get('v')}; this qmailsim reads v{SCHEMA}")
-    if event["kind"] != "trace" and not isinstance(event.get("pid"), int):
+    if event["kind"] != "trace" and not is_int(event.get("pid")):
+        if "pid" in event:
+            raise BadInput(
+                f"{where}: event {event['kind']!r} has pid {event['pid']!r}, not a number"
+            )
         raise BadInput(f"{where}: event {event['kind']!r} has no pid")
     return event
 

@@ -41,11 +41,14 @@ MAX_LINE = 3800  # below PIPE_BUF (4096): one write, one line, never interleaved
 # Calls too frequent or too dull to show a learner.
 QUIET: frozenset[type[fx.Effect]] = frozenset({fx.Time, fx.Getpid, fx.Select, fx.Seek})
 
-# Calls traced even in SimKernel's "fast" detail: process life, protocol steps, calls that wait.
+# Calls traced even in SimKernel's "fast" detail: process life, protocol steps, calls that wait,
+# and the calls that make, name or remove files (and the chdirs their relative paths lean on):
+# a reader of the trace folds a message's INTERNALS state from its queue files.
 ALWAYS: frozenset[type[fx.Effect]] = frozenset(
     {
         fx.Note, fx.Fork, fx.Exec, fx.Exit, fx.Wait, fx.Sleep, fx.Select, fx.Kill,
         fx.Read, fx.Write, fx.Fsync, fx.FsyncDir, fx.Listen, fx.Accept, fx.Connect,
+        fx.Open, fx.Link, fx.Rename, fx.Unlink, fx.Chdir,
     }
 )  # fmt: skip
 

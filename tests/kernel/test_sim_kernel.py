@@ -501,6 +501,26 @@ def test_fast_detail_keeps_protocol_steps_and_blocking_calls():
     assert "close" not in kinds and "dup2" not in kinds
 
 
+def files(argv, env):
+    """Make, link, rename, look at and remove names, as the queue and a Maildir see."""
+    yield fx.Mkdir("/q")
+    yield fx.Chdir("/q")
+    fd = yield fx.Open("tmp", "w", create=True)
+    yield fx.Close(fd)
+    yield fx.Link("tmp", "new")
+    yield fx.Rename("new", "cur")
+    yield fx.Stat("cur")
+    yield fx.Unlink("tmp")
+    return 0
+
+
+def test_fast_detail_traces_every_name_made_or_removed():
+    """A reader of a fast trace (the TUI) folds each message's state from its files."""
+    fast = Box({"t-files": files}, costs=Costs(detail="fast"))
+    assert fast.run("t-files").status == 0
+    assert fast.kinds() == ["chdir", "open", "link", "rename", "unlink", "exit"]
+
+
 # -- determinism ----------------------------------------------------------------------
 
 

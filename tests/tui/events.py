@@ -2,42 +2,49 @@
 message 457 after qmail-queue stored it, in the event schema of `sim.kernel.trace`.
 
 Paths are relative to the queue (`mess/20/457`: 457 % 23 = 20), as qmail's programs use them.
+`two_host_story` queues message 457 on two hosts at once, with the same pids on each.
 """
 
 from __future__ import annotations
 
+from itertools import zip_longest
 from typing import Any
 
 HOST = "example.test"
+ALPHA, BETA = "alpha.test", "beta.test"
 QUEUE = "/var/qmail/queue"
 MSG = 457
+SMTPD = ("qmaild", "qmail-smtpd")
 
 
 class Story:
-    """Events appended one by one, a millisecond apart."""
+    """Events appended one by one, a millisecond apart, all on `host`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = HOST) -> None:
         self.t = 1000.0
+        self.host = host
         self.events: list[dict[str, Any]] = [
-            {"v": 1, "t": self.t, "host": HOST, "kind": "trace", "source": "test"}
+            {"v": 1, "t": self.t, "host": host, "kind": "trace", "source": "test"}
         ]
 
     def __call__(self, pid: int, ppid: int, uid: str, prog: str, kind: str, **fields: Any) -> None:
         self.t += 0.001
-        event = {"t": round(self.t, 6), "host": HOST, "pid": pid, "ppid": ppid, "uid": uid}
+        event = {"t": round(self.t, 6), "host": self.host, "pid": pid, "ppid": ppid, "uid": uid}
         self.events.append({**event, "prog": prog, "kind": kind, **fields})
 
 
-def queue_story(s: Story) -> None:
-    """qmail-queue (pid 30, forked by qmail-smtpd 29) stores message 457: S2, S3, S4."""
-    s(29, 28, "qmaild", "qmail-smtpd", "pipe", result=[3, 5])
-    s(29, 28, "qmaild", "qmail-smtpd", "fork", label="qmail-queue", result=30)
-    s(30, 29, "qmaild", "qmail-smtpd", "dup2", old=3, new=0, result=0)
-    s(30, 29, "qmaild", "qmail-smtpd", "close", fd=5)
-    s(29, 28, "qmaild", "qmail-smtpd", "close", fd=3)
-    s(29, 28, "qmaild", "qmail-smtpd", "write", fd=5, n=6, data="hello\\n")
-    s(29, 28, "qmaild", "qmail-smtpd", "close", fd=5)
-    s(30, 29, "qmaild", "qmail-smtpd", "exec", program="qmail-queue", argv=[])
+def queue_story(
+    s: Story, client: tuple[str, str] = SMTPD, sender: str = "bob@example.test"
+) -> None:
+    """qmail-queue (pid 30, forked by `client` 29: qmail-smtpd) stores message 457: S2, S3, S4."""
+    s(29, 28, *client, "pipe", result=[3, 5])
+    s(29, 28, *client, "fork", label="qmail-queue", result=30)
+    s(30, 29, *client, "dup2", old=3, new=0, result=0)
+    s(30, 29, *client, "close", fd=5)
+    s(29, 28, *client, "close", fd=3)
+    s(29, 28, *client, "write", fd=5, n=6, data="hello\\n")
+    s(29, 28, *client, "close", fd=5)
+    s(30, 29, *client, "exec", program="qmail-queue", argv=[])
     q = ("qmailq", "qmail-queue")
     s(30, 29, *q, "chdir", path=QUEUE)
     s(30, 29, *q, "open", path="pid/30.1000.1", mode="w", create=True, result=3)
@@ -48,12 +55,13 @@ def queue_story(s: Story) -> None:
     s(30, 29, *q, "write", fd=3, n=6, data="hello\\n")
     s(30, 29, *q, "open", path=f"intd/{MSG}", mode="w", create=True, result=5)
     s(30, 29, *q, "link", src=f"intd/{MSG}", dst=f"todo/{MSG}")
-    s(30, 29, *q, "queue", state="S4", id=MSG, sender="bob@example.test",
+    s(30, 29, *q, "queue", state="S4", id=MSG, sender=sender,
       recipients=["alice@example.test"], why="todo/ entry linked: the message is queued",
       msg=MSG)  # fmt: skip
-    s(29, 28, "qmaild", "qmail-smtpd", "wait", target=30, result=[30, 0])
-    s(29, 28, "qmaild", "qmail-smtpd", "smtp-reply", reply="250 ok 1000 qp 30\\r\\n",
-      why="queued by qmail-queue pid 30")  # fmt: skip
+    s(29, 28, *client, "wait", target=30, result=[30, 0])
+    if client == SMTPD:
+        s(29, 28, *SMTPD, "smtp-reply", reply="250 ok 1000 qp 30\\r\\n",
+          why="queued by qmail-queue pid 30")  # fmt: skip
 
 
 def send_story(s: Story) -> None:
@@ -111,3 +119,16 @@ def delivery_story() -> list[dict[str, Any]]:
     queue_story(s)
     send_story(s)
     return s.events
+
+
+def two_host_story() -> list[dict[str, Any]]:
+    """Message 457 queued on alpha by qmail-smtpd (29) for bob and on beta by qmail-inject
+    (29) for carol, each through its own qmail-queue (30); the two hosts' events interleave,
+    as the model writes them."""
+    alpha, beta = Story(ALPHA), Story(BETA)
+    queue_story(alpha)
+    queue_story(beta, client=("carol", "qmail-inject"), sender="carol@beta.test")
+    merged = alpha.events[:1]
+    for pair in zip_longest(alpha.events[1:], beta.events[1:]):
+        merged += [event for event in pair if event is not None]
+    return merged

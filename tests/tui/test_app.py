@@ -45,7 +45,7 @@ async def test_stepping_through_the_live_trace_fills_every_panel(live_trace):
         processes = rows(app.query_one(ProcessTable))
         assert any(r[2:4] == ["qmailq", "qmail-queue"] and r[4] == "exit 0" for r in processes)
         queue = [(r[0], r[1].strip()) for r in rows(app.query_one(QueuePanel))]
-        msg = next(iter(app.player.state.messages))
+        msg = next(iter(app.player.state.messages.values())).id
         assert ("S4", f"✉ {msg} queued") in queue
         assert ("", f"todo/{msg}") in queue
         log = [r[1] for r in rows(app.query_one(LogTable))]
@@ -100,7 +100,7 @@ async def test_moving_in_a_panel_inspects_its_row():
         await pilot.press("end", "tab")  # queue → processes
         await pilot.press("down")
         assert app.selection is not None and app.selection[0] == "process"
-        assert inspector_text(app).startswith(f"process {app.selection[1]}:")
+        assert inspector_text(app).startswith(f"process {app.selection[1][1]}:")
         await pilot.press("tab")  # the event log
         await pilot.press("up")
         assert app.selection[0] == "event"
@@ -192,3 +192,32 @@ async def test_zoom_fills_the_screen_with_the_current_panel():
             assert app.screen.maximized is app.query_one(f"#{panel}")
             await pilot.press("z", "tab")
             assert app.screen.maximized is None
+
+
+def from_zero(events: list[dict]) -> list[dict]:
+    """The same trace, its clock starting at 0 as the model's does."""
+    return [{**e, "t": round(e["t"] - events[0]["t"], 6)} for e in events]
+
+
+async def test_a_trace_whose_clock_starts_at_zero_shows_its_times():
+    events = from_zero(delivery_story())
+    app = QmailTui(events)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("end")
+        state = app.player.state
+        assert state.t0 == 0.0
+        stamps = [r[0] for r in rows(app.query_one(LogTable))]
+        assert stamps == [f"+{events[line.index]['t']:.3f}" for line in state.log]
+        assert stamps[-1] == f"+{state.t:.3f}" != "+0.000"
+        await pilot.press("tab", "tab", "up")  # the event log: inspect a line's event
+        assert app.selection == ("event", state.log[-2].index)
+        assert inspector_text(app).startswith(f"event #{state.log[-2].index} +")
+
+
+async def test_the_log_keeps_in_step_going_back_and_forth():
+    app = QmailTui(delivery_story())
+    async with app.run_test(size=WIDE) as pilot:
+        for keys in (["end"], ["left", "left"], ["right"], ["home"], ["n", "n"], ["end"]):
+            await pilot.press(*keys)
+            shown = [r[1] for r in rows(app.query_one(LogTable))]
+            assert shown == [line.text for line in app.player.state.log], keys

@@ -47,3 +47,21 @@ def test_run_opens_the_app_on_the_trace(tmp_path, monkeypatch):
     assert len(app.player.events) == len(delivery_story())
     assert app.player.speed == 8.0  # the nearest speed there is
     assert app.trace_name == "trace.jsonl"
+
+
+def test_a_directory_without_a_home_trace_says_how_to_make_one(tmp_path):
+    with pytest.raises(BadInput) as raised:
+        cli.run(_args(str(tmp_path)))
+    message = str(raised.value)
+    assert "qmailsim demo --live --keep DIR makes a home" in message
+    assert "\n" not in message
+
+
+def test_a_directory_of_traces_points_at_one(tmp_path):
+    (tmp_path / "notes.jsonl").write_text("")
+    (tmp_path / "default-trace.jsonl").write_text("")  # what `qmailsim demo --keep DIR` leaves
+    with pytest.raises(BadInput) as raised:
+        cli.run(_args(str(tmp_path)))
+    message = str(raised.value)
+    assert "holds default-trace.jsonl, notes.jsonl" in message
+    assert message.endswith(f"qmailsim tui {tmp_path / 'default-trace.jsonl'}")

@@ -26,10 +26,11 @@ def test_queue_relative(path, relative):
 def _edges(story: Story) -> list:
     flow, progs, found = Flow(), {}, []
     for event in story.events[1:]:
-        progs.setdefault(event["pid"], event["prog"])
-        found += flow.follow(event, lambda pid: progs.get(pid, "?"))
+        who = (event["host"], event["pid"])
+        progs.setdefault(who, event["prog"])
+        found += flow.follow(event, lambda who: progs.get(who, "?"))
         if event["kind"] == "exec":
-            progs[event["pid"]] = event["program"]
+            progs[who] = event["program"]
     return found
 
 
@@ -75,3 +76,12 @@ def test_paths_outside_qmails_picture_are_not_edges():
     s = Story()
     s(40, 22, "alice", "qmail-local", "open", path="/etc/motd", mode="w", result=3)
     assert _edges(s) == []
+
+
+def test_a_descriptor_used_against_its_mode_was_closed_unseen():
+    """A fast trace leaves out closes: fd 6, opened to read the message, is now something else."""
+    s = Story()
+    s(22, 20, "root", "qmail-lspawn", "open", path="mess/20/457", mode="r", result=6)
+    s(22, 20, "root", "qmail-lspawn", "write", fd=6, n=1, data="x")
+    s(22, 20, "root", "qmail-lspawn", "read", fd=6, n=1, data="x")
+    assert _edges(s) == [("queue/mess", "qmail-lspawn", "read")] * 2

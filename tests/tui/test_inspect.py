@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.events import MSG, delivery_story
+from tests.tui.events import HOST, MSG, delivery_story
 from tui.inspect import report
 from tui.state import TraceState
 
@@ -21,7 +21,7 @@ def _text(found) -> str:
 
 
 def test_message_report_has_state_envelope_history_and_story(state):
-    text = _text(report(state, ("message", MSG)))
+    text = _text(report(state, ("message", (HOST, MSG))))
     assert "S1: no message" in text
     assert "recipient: alice@example.test" in text
     assert "S4  todo/ entry linked" in text
@@ -30,17 +30,17 @@ def test_message_report_has_state_envelope_history_and_story(state):
 
 
 def test_process_report_has_accounts_programs_and_children(state):
-    text = _text(report(state, ("process", 22)))
+    text = _text(report(state, ("process", (HOST, 22))))
     assert "process 22: qmail-lspawn" in text
     assert "children: qmail-local[40] (alice), exit 0" in text
     assert "killed by signal 9" in text
-    local = _text(report(state, ("process", 40)))
+    local = _text(report(state, ("process", (HOST, 40))))
     assert "accounts: root → alice" in local
     assert "programs: qmail-lspawn → qmail-local" in local
 
 
 def test_file_report_says_what_its_directory_holds(state):
-    text = _text(report(state, ("file", "todo/457")))
+    text = _text(report(state, ("file", (HOST, "todo/457"))))
     assert "waiting for qmail-send to preprocess it" in text
     assert "not in the queue now" in text
 
@@ -60,7 +60,15 @@ def test_node_report_comes_from_the_architecture(state):
 
 
 @pytest.mark.parametrize(
-    "selection", [("message", 1), ("process", 999), ("event", 10**6), ("node", "nope"), ("x", 1)]
+    "selection",
+    [
+        ("message", (HOST, 1)),
+        ("process", (HOST, 999)),
+        ("message", ("elsewhere.test", MSG)),
+        ("event", 10**6),
+        ("node", "nope"),
+        ("x", 1),
+    ],
 )
 def test_unknown_things_say_so(state, selection):
     found = report(state, selection)

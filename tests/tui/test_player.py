@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from tests.tui.events import delivery_story
+from dataclasses import fields
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.tui.events import delivery_story, two_host_story
 from tui.player import SPEEDS, Player
-from tui.state import is_stop
+from tui.state import TraceState, is_stop
 
 
 def test_step_ends_at_each_narrated_event():
@@ -60,3 +65,44 @@ def test_extend_then_to_end():
     assert not player.at_end
     assert player.to_end()
     assert player.position == len(events)
+
+
+def fingerprint(state: TraceState) -> dict:
+    """All a state holds, comparable: its fields, and its flow's."""
+    held = {f.name: getattr(state, f.name) for f in fields(state) if f.name != "flow"}
+    return {**held, "flow": vars(state.flow)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([delivery_story(), two_host_story()]),
+    st.integers(1, 7),
+    st.lists(st.sampled_from(["step", "back", "to_end", "rewind"]), max_size=40),
+)
+def test_stepping_back_from_checkpoints_is_folding_forward(events, every, moves):
+    player, plain = Player(events, every=every), Player(events, every=10**9)
+    for move in moves:
+        getattr(player, move)()
+        getattr(plain, move)()
+        assert player.position == plain.position
+        assert fingerprint(player.state) == fingerprint(TraceState.fold(events[: player.position]))
+    for position, saved in player.checkpoints.items():  # folding on never changes one
+        assert position % every == 0
+        assert fingerprint(saved) == fingerprint(TraceState.fold(events[:position]))
+
+
+def test_a_step_back_folds_from_the_last_checkpoint_not_the_start(monkeypatch):
+    events = delivery_story()
+    player = Player(events, every=10)
+    player.to_end()
+    assert sorted(player.checkpoints) == list(range(10, len(events) + 1, 10))
+    applied = []
+    apply = TraceState.apply
+
+    def counting(state: TraceState, event: dict) -> bool:
+        applied.append(event)
+        return apply(state, event)
+
+    monkeypatch.setattr(TraceState, "apply", counting)
+    player.back()
+    assert 0 < len(applied) <= 10

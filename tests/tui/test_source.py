@@ -48,6 +48,8 @@ def test_missing_trace_is_bad_input(tmp_path, make, words):
         (HEADER + "[1, 2]\n", "line 2: not a trace event"),
         ('{"v":2,"t":1,"kind":"trace"}\n', "line 1: trace schema v2"),
         (HEADER + '{"t":1,"kind":"close"}\n', "line 2: event 'close' has no pid"),
+        (HEADER + '{"t":1,"pid":[6],"kind":"exec"}\n', r"line 2: .* pid \[6\], not a number"),
+        (HEADER + '{"t":1,"pid":true,"kind":"exec"}\n', "line 2: .* pid True, not a number"),
         (b"\xff\xfe\x00garbage\n", "not text"),
     ],
 )

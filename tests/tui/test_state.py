@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.events import MSG, Story, delivery_story
+from tests.tui.events import HOST, MSG, Story, delivery_story
 from tui.state import TraceState, is_stop
 
 
@@ -33,11 +33,13 @@ def test_live_message_waits_in_todo_in_state_s4(live_trace):
     assert message.state == "S4"
     assert message.sender == "bob@example.test"
     assert message.recipients == ["alice@example.test"]
-    assert sorted(f.dir for f in state.files_of(message.id)) == ["intd", "mess", "todo"]
-    assert f"todo/{message.id}" in state.files
+    assert sorted(f.dir for f in state.files_of(message.host, message.id)) == [
+        "intd", "mess", "todo"
+    ]  # fmt: skip
+    assert (message.host, f"todo/{message.id}") in state.files
     assert [s for _, s, _ in message.history] == ["S2", "S3", "S4"]
-    assert not state.files_of(None)  # the pid/ name is gone
-    assert any(path.startswith("pid/") for path in state.gone)
+    assert not state.files_of(message.host, None)  # the pid/ name is gone
+    assert any(path.startswith("pid/") for _, path in state.gone)
 
 
 def test_live_log_narrates_the_smtp_dialogue_and_the_queue(live_trace):
@@ -50,7 +52,7 @@ def test_live_log_narrates_the_smtp_dialogue_and_the_queue(live_trace):
 
 def test_live_edges_follow_the_message_from_smtpd_to_todo(live_trace):
     state = TraceState.fold(live_trace.events)
-    msg = next(iter(state.messages))
+    [(_, msg)] = state.messages
     assert ("tcpserver", "qmail-smtpd", "fork-exec") in state.edges
     assert ("qmail-smtpd", "qmail-queue", "fork-exec") in state.edges
     assert state.edges[("qmail-smtpd", "qmail-queue", "pipe")][1] == msg
@@ -67,20 +69,20 @@ def story() -> TraceState:
 
 
 def test_message_goes_s2_s3_s4_s5_s2_s1(story):
-    message = story.messages[MSG]
+    message = story.messages[HOST, MSG]
     assert [s for _, s, _ in message.history] == ["S2", "S3", "S4", "S5", "S2", "S1"]
     assert message.state == "S1"
     assert not story.files
 
 
 def test_note_gives_its_why_to_the_state_the_files_imply(story):
-    history = story.messages[MSG].history
+    history = story.messages[HOST, MSG].history
     assert history[0][1:] == ("S2", "mess/ holds the message")
     assert history[2][1:] == ("S4", "todo/ entry linked: the message is queued")
 
 
 def test_forked_child_execs_and_changes_account(story):
-    local = story.processes[40]
+    local = story.processes[HOST, 40]
     assert (local.ppid, local.prog, local.uid) == (22, "qmail-local", "alice")
     assert local.label == "qmail-lspawn"
     assert local.state == "exit 0"
@@ -102,7 +104,7 @@ def test_process_state_from_exit_wait_and_crash(events, state):
     for kind, fields in events:
         pid = 22 if kind == "wait" else 41
         s(pid, 1 if pid == 22 else 22, "root", "qmail-lspawn", kind, **fields)
-    assert TraceState.fold(s.events).processes[41].state == state
+    assert TraceState.fold(s.events).processes[HOST, 41].state == state
 
 
 def test_child_seen_before_its_parents_fork_event():
@@ -110,8 +112,8 @@ def test_child_seen_before_its_parents_fork_event():
     s(21, 20, "qmailq", "qmail-start", "setuid", to_user="qmailq")
     s(20, 1, "root", "qmail-start", "fork", label="qmail-clean", result=21)
     state = TraceState.fold(s.events)
-    assert state.processes[21].label == "qmail-clean"
-    assert state.processes[21].uid == "qmailq"
+    assert state.processes[HOST, 21].label == "qmail-clean"
+    assert state.processes[HOST, 21].uid == "qmailq"
 
 
 def test_pipe_to_qmail_clean_and_its_unlinks_are_edges(story):
@@ -132,7 +134,7 @@ def test_failed_calls_change_nothing():
     s(30, 29, "qmailq", "qmail-queue", "exec", program="qmail-send", err="ENOENT")
     state = TraceState.fold(s.events)
     assert not state.files
-    assert state.processes[30].prog == "qmail-queue"
+    assert state.processes[HOST, 30].prog == "qmail-queue"
 
 
 def test_split_directory_is_not_a_message():

@@ -14,6 +14,7 @@ from textual.color import Color
 from textual.widget import Widget
 
 from tui.archview import arch_view, pairs
+from tui.hosts import host_labels
 from tui.messages import Inspect
 from tui.picture import ArchView, Canvas, Geometry, draw, geometry
 from tui.state import TraceState
@@ -38,7 +39,11 @@ class ArchPicture(Widget):
     def show(self, state: TraceState) -> None:
         """Draw this state: lit edges, tokens, queue counts, the current step's line."""
         self.view = arch_view(state)
-        self.caption = state.log[-1].text if state.log else "press space to play, n to step"
+        self.caption = "press space to play, n to step"
+        if state.log:
+            last = state.log[-1]
+            label = host_labels(state.hosts).get(last.host)
+            self.caption = f"{label}: {last.text}" if label else last.text
         self.refresh()
 
     def _geometry(self) -> Geometry:

@@ -1,5 +1,6 @@
-"""The event log: one narrated line per step (`sim.narrate`), filterable by program, pid or
-message id. `/` opens the filter; Enter applies it, Escape or an empty filter clears it."""
+"""The event log: one narrated line per step (`sim.narrate`), filterable by program, pid,
+message id or host. `/` opens the filter; Enter applies it, Escape or an empty filter clears
+it. A trace of several hosts gets a host column: each host has its own pids and queue ids."""
 
 from __future__ import annotations
 
@@ -12,16 +13,23 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input
 
+from tui.fields import is_number
+from tui.hosts import host_labels, label_of
 from tui.messages import Inspect
 from tui.state import LogLine, TraceState
-from tui.widgets.table import Cells, selected_key, sync_rows
+from tui.widgets.table import Cells, selected_key, set_columns, sync_lasting_rows
+
+COLUMNS = ("t", "event")
 
 
 def log_matches(line: LogLine, query: str) -> bool:
-    """Does the line belong to what the filter names: a message id, a pid, or a program?"""
+    """Does the line belong to what the filter names: a message id, a pid, a program or a
+    host (`beta` or `beta.test`)?"""
     words = query.split()
     return all(
-        (word.isdigit() and int(word) in (line.msg, line.pid)) or word in line.prog
+        (word.isdigit() and int(word) in (line.msg, line.pid))
+        or word in line.prog
+        or word in (line.host, line.host.split(".", 1)[0])
         for word in words
     )
 
@@ -50,31 +58,41 @@ class EventLog(Vertical):
         super().__init__(id=id, classes=classes)
         self.query_text = ""
         self._state: TraceState | None = None
+        self._labels: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         table = LogTable(id="log-table", cursor_type="row")
-        table.add_column("t", key="t")
-        table.add_column("event", key="event")
+        set_columns(table, COLUMNS)
         yield table
-        yield Input(placeholder="filter: program, pid or message id", id="log-filter")
+        yield Input(placeholder="filter: program, pid, message id or host", id="log-filter")
 
     def show(self, state: TraceState) -> None:
         """Redraw from the state; the cursor follows the newest line unless you are reading."""
         self._state = state
         table = self.query_one(LogTable)
+        labels = host_labels(state.hosts)
+        if labels != self._labels:
+            table.clear()  # a row's cells are made once: made again with the new labels
+            self._labels = labels
+        set_columns(table, ("t", "host", "event") if labels else COLUMNS)
         time_style = table.get_component_rich_style("log--time", partial=True)
         why_style = table.get_component_rich_style("log--why", partial=True)
-        rows: list[tuple[str, Cells]] = []
-        for line in state.log:
-            if self.query_text and not log_matches(line, self.query_text):
-                continue
+        lines = [line for line in state.log
+                 if not self.query_text or log_matches(line, self.query_text)]  # fmt: skip
+
+        def cells(i: int) -> Cells:
+            line = lines[i]
             t = state.events[line.index].get("t")
-            stamp = f"+{t - state.t0:.3f}" if isinstance(t, (int, float)) and state.t0 else ""
+            stamp = f"+{t - state.t0:.3f}" if is_number(t) and state.t0 is not None else ""
             text = Text(line.text)
             if "  -- " in line.text:
                 text.stylize(why_style, line.text.index("  -- "))
-            rows.append((str(line.index), (Text(stamp, time_style), text)))
-        sync_rows(table, rows)
+            made = [Text(stamp, time_style), text]
+            if labels:
+                made.insert(1, Text(label_of(labels, line.host)))
+            return made
+
+        sync_lasting_rows(table, [str(line.index) for line in lines], cells)
         if not table.has_focus and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
 

@@ -19,7 +19,7 @@ KEYS = (
     ("+  -", "faster / slower (steps per second)"),
     ("home  end", "to the start / to the end of what is read"),
     ("f", "follow the trace as it grows (tail -f), e.g. while an MTA runs"),
-    ("/", "filter the event log by program, pid or message id (Esc clears)"),
+    ("/", "filter the event log by program, pid, message id or host (Esc clears)"),
     ("tab  shift+tab", "next / previous panel; arrows move in it, the inspector follows"),
     ("z", "zoom the current panel (again to unzoom)"),
     ("click", "a box of the picture: what that program is and does"),

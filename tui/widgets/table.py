@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
 Cells = Sequence[str | Text]
+
+
+def row_key(*parts: str | int) -> str:
+    """A row's key from what it stands for (a host name may hold any character)."""
+    return json.dumps(parts)
+
+
+def key_parts(key: str) -> list[Any]:
+    """What `row_key` was given."""
+    return json.loads(key)
+
+
+def set_columns(table: DataTable, names: Sequence[str]) -> None:
+    """Show these columns (keyed by name); a change of columns starts the rows afresh."""
+    if [column.value for column in table.columns] != list(names):
+        table.clear(columns=True)
+        for name in names:
+            table.add_column(name, key=name)
 
 
 def sync_rows(table: DataTable, rows: Sequence[tuple[str, Cells]]) -> None:
@@ -30,6 +50,22 @@ def sync_rows(table: DataTable, rows: Sequence[tuple[str, Cells]]) -> None:
         table.add_row(*cells, key=key)
     if current in keys:
         table.move_cursor(row=keys.index(current), animate=False)
+
+
+def sync_lasting_rows(table: DataTable, keys: Sequence[str], cells: Callable[[int], Cells]) -> None:
+    """`sync_rows` for rows that never change once shown and come and go at the end (the
+    event log): `cells(i)` is asked only for rows added, so a long table costs nothing more."""
+    shown = [row.key.value for row in table.ordered_rows]
+    if not keys:
+        table.clear()
+    elif shown == keys[: len(shown)]:
+        for i in range(len(shown), len(keys)):
+            table.add_row(*cells(i), key=keys[i])
+    elif keys == shown[: len(keys)]:
+        for key in shown[len(keys) :]:
+            table.remove_row(key)
+    else:
+        sync_rows(table, [(key, cells(i)) for i, key in enumerate(keys)])
 
 
 def _update(table: DataTable, rows: Sequence[tuple[str, Cells]]) -> None:
