@@ -92,7 +92,7 @@ def test_mistakes_get_one_fatal_line_and_no_traceback(tmp_path: Path) -> None:
     open_relay = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")
     assert open_relay.returncode == 100 and "--open-relay" in open_relay.stderr
     outside = qmailsim("mta", "start", str(home), "--smtp", "10.0.0.1:25")
-    assert outside.returncode == 2 and "only loopback addresses" in outside.stderr
+    assert outside.returncode == 2 and "only IPv4 loopback addresses" in outside.stderr
     bad_name = qmailsim("mta", "init", str(tmp_path / "r"), "--me", "bad domain")
     assert bad_name.returncode == 100 and "bad domain" in bad_name.stderr
     for result in (refused, not_home, open_relay, outside, bad_name):
