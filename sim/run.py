@@ -17,6 +17,7 @@ of messages `sent` and `delivered` so far). The module itself is callable, so
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sim.kernel.costs import DETAILS, Costs, finite
 from sim.qmail.errors import BadInput
 from sim.scenario import Scenario, load_scenario
 
@@ -73,18 +75,10 @@ def run(scenario: str | Path | Scenario | None = None, **overrides: Any) -> Resu
     from sim.model.summary import result_of
     from sim.model.world import World
 
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise BadInput(f"sim.run: unknown override {unknown[0]!r} (known: {', '.join(OVERRIDES)})")
+    _check(overrides)
     spec = scenario_of(scenario)
     until = overrides.get("until", overrides.get("duration"))
-    if until is not None and not (isinstance(until, int | float) and until > 0):
-        raise BadInput(f"sim.run: until must be a number of seconds > 0, not {until!r}")
     seed, costs = overrides.get("seed"), overrides.get("costs")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise BadInput(f"sim.run: seed must be an integer, not {seed!r}")
-    if costs is not None and not isinstance(costs, Mapping):
-        raise BadInput(f"sim.run: costs must be a dict of cost-table entries, not {costs!r}")
     kept: list[dict[str, Any]] = []
     keep = overrides.get("keep_trace", True)
     out: IO[bytes] | None = None
@@ -115,6 +109,50 @@ def run(scenario: str | Path | Scenario | None = None, **overrides: Any) -> Resu
     summary, make_rows = result_of(world)
     world.close()
     return Result(spec, summary, kept, world, make_rows)
+
+
+def _check(overrides: Mapping[str, Any]) -> None:
+    """BadInput naming the override that is wrong, before anything runs: a mistake in an
+    override is not the scenario file's, and an infinite `until` would never end."""
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise BadInput(f"sim.run: unknown override {unknown[0]!r} (known: {', '.join(OVERRIDES)})")
+    for name in ("until", "duration"):
+        value = overrides.get(name)
+        if value is not None and not (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and finite(value)
+            and value > 0
+        ):
+            raise BadInput(
+                f"sim.run: {name} must be a number of seconds > 0 and finite, not {value!r}"
+            )
+    seed, detail = overrides.get("seed"), overrides.get("detail")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadInput(f"sim.run: seed must be an integer, not {seed!r}")
+    if detail is not None and detail not in DETAILS:
+        raise BadInput(f"sim.run: detail must be one of {', '.join(DETAILS)}, not {detail!r}")
+    costs = overrides.get("costs")
+    if costs is not None and not isinstance(costs, Mapping):
+        raise BadInput(f"sim.run: costs must be a dict of cost-table entries, not {costs!r}")
+    try:
+        Costs().with_overrides(costs or {})
+    except ValueError as exc:
+        raise BadInput(f"sim.run: {exc}") from None
+    trace = overrides.get("trace")
+    if trace and not isinstance(trace, str | os.PathLike):
+        raise BadInput(f"sim.run: trace must be a file name, not {trace!r}")
+    if not isinstance(overrides.get("keep_trace", True), bool):
+        raise BadInput(
+            f"sim.run: keep_trace must be True or False, not {overrides['keep_trace']!r}"
+        )
+    progress = overrides.get("progress")
+    if progress is not None and not callable(progress):
+        raise BadInput(
+            f"sim.run: progress must be a function, called as progress(now, end, tally), "
+            f"not {progress!r}"
+        )
 
 
 def _sink(kept: list[dict] | None, out: IO[bytes] | None) -> Callable[[dict], None] | None:

@@ -4,12 +4,14 @@
 mistake raises `ScenarioError` naming the file, the line and the key, e.g.
 `scenarios/x.toml:14: workload[2].rate: must be a number > 0, not "fast"`. The embedded
 default (`DEFAULT_SCENARIO`, used by `make demo` and `qmailsim run` without a file) is a short
-lesson: a few local and remote messages, one bounce, one deferral and its retry.
+lesson: a few local and remote messages, one bounce, one deferral and its retry. Names are
+checked against qmail's rules and each other in `sim.scenario_checks`; `sim.scenario_lines`
+finds the line of a key.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,17 +19,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sim.qmail.errors import BadInput
+from sim import scenario_checks as checks
+from sim.kernel.costs import Costs, problem, suggest
+from sim.scenario_lines import REQUIRED, Checker, ScenarioError, join
 
 DETAILS = ("teaching", "fast")
 WORKLOADS = ("message", "poisson", "burst", "trace", "sendlog")
 FAULTS = ("remote-down", "host-crash", "kill", "slow-disk", "full-disk")
 MTAS = ("qmail", "monolith")  # what a host runs: qmail's programs, or mta-monolith as root
 DEFAULT_NAME = "default.toml"
-
-
-class ScenarioError(BadInput):
-    """A scenario file the model cannot run; the message names file, line and key."""
+COST_NAMES = [f.name for f in dataclasses.fields(Costs) if f.name != "detail"]
+MAX_COUNT = 10_000_000  # messages of one workload: each is planned in memory at the start
+MAX_SIZE = 2**30  # bytes of one message: the model holds it in memory, several times over
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,80 +118,6 @@ class Scenario:
         raise KeyError(name)
 
 
-class _Checker:
-    """Validation with positions: finds the line of a key to name it in the error."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.lines = text.splitlines()
-        self.source = source
-
-    def line_of(self, path: str) -> int:
-        """Best line for a dotted key path like `workload[2].rate` (1 if unknown)."""
-        parts = re.findall(r"[A-Za-z_][\w-]*|\[\d+\]", path)
-        table, index, key = parts[0], 0, parts[-1]
-        if len(parts) > 1 and parts[1].startswith("["):
-            index = int(parts[1][1:-1])
-        start, seen = 0, 0
-        for number, line in enumerate(self.lines):
-            if re.match(rf"\s*\[\[\s*{re.escape(table)}\s*\]\]", line) or re.match(
-                rf"\s*\[\s*{re.escape(table)}[\].]", line
-            ):
-                if seen == index:
-                    start = number
-                    break
-                seen += 1
-        for number in range(start, len(self.lines)):
-            if re.match(rf"\s*\"?{re.escape(key)}\"?\s*=", self.lines[number]):
-                return number + 1
-        return start + 1
-
-    def fail(self, path: str, problem: str) -> ScenarioError:
-        return ScenarioError(f"{self.source}:{self.line_of(path)}: {path}: {problem}")
-
-    def get(self, table: Mapping[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
-        if key not in table:
-            if default is _REQUIRED:
-                raise self.fail(path, "missing")
-            return default
-        value = table[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise self.fail(f"{path}.{key}", f"must be {_KIND[kind]}, not {value!r}")
-        return value
-
-    def number(self, table, key, path, default, *, positive=False, fraction=False) -> float:
-        value = self.get(table, key, path, float, default)
-        if value is None:
-            return value
-        if positive and not value > 0:
-            raise self.fail(f"{path}.{key}", f"must be a number > 0, not {value!r}")
-        if not positive and value < 0:
-            raise self.fail(f"{path}.{key}", f"must be a number >= 0, not {value!r}")
-        if fraction and value > 1:
-            raise self.fail(f"{path}.{key}", f"must be a fraction between 0 and 1, not {value!r}")
-        return value
-
-    def strings(self, table, key, path) -> tuple[str, ...]:
-        value = table.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(f"{path}.{key}", f"must be a list of strings, not {value!r}")
-        return tuple(value)
-
-    def unknown(self, table: Mapping[str, Any], allowed: set[str], path: str) -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.fail(
-                    f"{path}.{key}", f"unknown key (known: {', '.join(sorted(allowed))})"
-                )
-
-
-_REQUIRED = object()
-_KIND = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
 def _control_text(value: Any) -> str | None:
     """A control file's contents from TOML: a string, a number, or a list of lines."""
     if isinstance(value, bool):
@@ -202,45 +131,59 @@ def _control_text(value: Any) -> str | None:
     return None
 
 
-def _costs(c: _Checker, table: Any, path: str) -> dict[str, float]:
+def _costs(c: Checker, table: Any, path: str) -> dict[str, float]:
+    """Cost-table entries by name: known names, finite numbers (see `Costs`)."""
     if not isinstance(table, dict):
         raise c.fail(path, "must be a table of effect = seconds")
-    out = {}
+    out: dict[str, float] = {}
     for key, value in table.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise c.fail(f"{path}.{key}", f"must be a number of seconds >= 0, not {value!r}")
-        out[key] = float(value)
+        where = join(path, key)
+        if key == "detail":
+            raise c.fail(where, 'set the level of detail in [scenario]: detail = "fast"')
+        if key not in COST_NAMES:
+            hint = suggest(key, COST_NAMES)
+            raise c.fail(where, f"unknown key{hint} (known: {', '.join(COST_NAMES)})")
+        wrong = problem(key, value)
+        if wrong is not None:
+            raise c.fail(where, wrong)
+        out[key] = value if key in ("pipe_capacity", "socket_buffer") else float(value)
     return out
 
 
-def _host(c: _Checker, t: Mapping[str, Any], path: str) -> Host:
+def _files(c: Checker, t: Mapping[str, Any], key: str, path: str, numbers: bool) -> dict:
+    """A table of file name -> contents (control files may be numbers, .qmail files not)."""
+    kinds = "a string, a number or a list of lines" if numbers else "a string or a list of lines"
+    out = {}
+    for name, value in c.get(t, key, path, dict, {}).items():
+        text = _control_text(value)
+        if text is None or (not numbers and isinstance(value, int | float)):
+            raise c.fail(f"{path}.{key}.{name}", f"must be {kinds}")
+        out[name] = text
+    return out
+
+
+def _host(c: Checker, t: Mapping[str, Any], path: str) -> Host:
     known = {"name", "users", "control", "dotqmail", "costs", "cores", "disks", "mta", "fetch"}
     c.unknown(t, known, path)
-    name = c.get(t, "name", path, str, _REQUIRED)
+    name = checks.name(c, c.get(t, "name", path, str, REQUIRED), f"{path}.name", "domain")
     mta = c.get(t, "mta", path, str, "qmail")
     if mta not in MTAS:
         raise c.fail(f"{path}.mta", f"must be one of {', '.join(MTAS)}, not {mta!r}")
     if mta == "monolith" and t.get("dotqmail"):
         raise c.fail(f"{path}.dotqmail", "the monolith reads no .qmail files; remove them")
-    control = {}
-    for key, value in c.get(t, "control", path, dict, {}).items():
-        text = _control_text(value)
-        if text is None:
-            raise c.fail(f"{path}.control.{key}", "must be a string, a number or a list of lines")
-        control[key] = text
-    dotqmail = {}
-    for key, value in c.get(t, "dotqmail", path, dict, {}).items():
-        text = _control_text(value)
-        if text is None or isinstance(value, int | float):
-            raise c.fail(f"{path}.dotqmail.{key}", "must be a string or a list of lines")
-        dotqmail[key] = text
+    users = checks.users(c, c.strings(t, "users", path), f"{path}.users")
+    control = _files(c, t, "control", path, numbers=True)
+    checks.control(c, t.get("control", {}), control, f"{path}.control")
+    dotqmail = checks.dotqmail(
+        c, _files(c, t, "dotqmail", path, numbers=False), users, f"{path}.dotqmail"
+    )
     cores = c.get(t, "cores", path, int, 2)
     disks = c.get(t, "disks", path, int, 1)
     if cores < 1 or disks < 1:
         raise c.fail(f"{path}.cores", "cores and disks must be at least 1")
     return Host(
         name=name,
-        users=c.strings(t, "users", path),
+        users=users,
         control=control,
         dotqmail=dotqmail,
         costs=_costs(c, t.get("costs", {}), f"{path}.costs"),
@@ -251,7 +194,7 @@ def _host(c: _Checker, t: Mapping[str, Any], path: str) -> Host:
     )
 
 
-def _remote(c: _Checker, t: Mapping[str, Any], path: str) -> Remote:
+def _remote(c: Checker, t: Mapping[str, Any], path: str) -> Remote:
     c.unknown(t, {"domains", "latency", "accept", "defer", "reject"}, path)
     domains = c.strings(t, "domains", path)
     if not domains:
@@ -263,12 +206,18 @@ def _remote(c: _Checker, t: Mapping[str, Any], path: str) -> Remote:
     if abs(sum(mix) - 1.0) > 1e-9 and "accept" in t:
         raise c.fail(f"{path}.accept", f"accept + defer + reject must be 1, not {sum(mix):g}")
     if "accept" not in t:
+        if mix[1] + mix[2] > 1.0 + 1e-9:
+            key = "reject" if "reject" in t else "defer"
+            raise c.fail(
+                f"{path}.{key}",
+                f"defer + reject must not exceed 1 (accept is the rest), not {mix[1] + mix[2]:g}",
+            )
         mix[0] = max(0.0, 1.0 - mix[1] - mix[2])
     return Remote(domains, c.number(t, "latency", path, 0.05), *mix)
 
 
 def _workload(
-    c: _Checker, t: Mapping[str, Any], path: str, hosts: set[str], monoliths: set[str]
+    c: Checker, t: Mapping[str, Any], path: str, hosts: set[str], monoliths: set[str]
 ) -> Workload:
     allowed = {
         "kind",
@@ -285,7 +234,7 @@ def _workload(
         "file",
     }
     c.unknown(t, allowed, path)
-    kind = c.get(t, "kind", path, str, _REQUIRED)
+    kind = c.get(t, "kind", path, str, REQUIRED)
     if kind not in WORKLOADS:
         raise c.fail(f"{path}.kind", f"must be one of {', '.join(WORKLOADS)}, not {kind!r}")
     host = c.get(t, "host", path, str, next(iter(sorted(hosts)), ""))
@@ -301,6 +250,10 @@ def _workload(
         raise c.fail(f"{path}.via", f"{host} runs the monolith, which takes mail by SMTP only")
     if kind in ("trace", "sendlog") and not t.get("file"):
         raise c.fail(f"{path}.file", f'a {kind} workload reads a file: give file = "..."')
+    start = c.number(t, "start", path, 0.0)
+    stop = c.number(t, "stop", path, None)
+    if stop is not None and stop < start:
+        raise c.fail(f"{path}.stop", f"must not be before start ({start:g})")
     return Workload(
         kind=kind,
         host=host,
@@ -308,18 +261,18 @@ def _workload(
         recipients=recipients,
         at=c.number(t, "at", path, 0.0),
         rate=c.number(t, "rate", path, 1.0, positive=True),
-        count=c.get(t, "count", path, int, 1),
-        start=c.number(t, "start", path, 0.0),
-        stop=c.number(t, "stop", path, None),
-        size=c.get(t, "size", path, int, 1000),
+        count=c.integer(t, "count", path, 1, 0, MAX_COUNT),
+        start=start,
+        stop=stop,
+        size=c.integer(t, "size", path, 1000, 0, MAX_SIZE),
         via=via,
         file=c.get(t, "file", path, str, ""),
     )
 
 
-def _fault(c: _Checker, t: Mapping[str, Any], path: str) -> Fault:
+def _fault(c: Checker, t: Mapping[str, Any], path: str) -> Fault:
     c.unknown(t, {"kind", "target", "start", "stop", "at", "factor"}, path)
-    kind = c.get(t, "kind", path, str, _REQUIRED)
+    kind = c.get(t, "kind", path, str, REQUIRED)
     if kind not in FAULTS:
         raise c.fail(f"{path}.kind", f"must be one of {', '.join(FAULTS)}, not {kind!r}")
     start = c.number(t, "at", path, None)
@@ -339,13 +292,13 @@ def _fault(c: _Checker, t: Mapping[str, Any], path: str) -> Fault:
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Validate scenario TOML text; ScenarioError names the line and key of a mistake."""
-    c = _Checker(text, source)
+    c = Checker(text, source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
     c.unknown(data, {"scenario", "host", "remote", "workload", "fault", "costs"}, "")
-    head = c.get(data, "scenario", "scenario", dict, {})
+    head = c.get(data, "scenario", "", dict, {})
     c.unknown(head, {"name", "description", "duration", "seed", "detail"}, "scenario")
     detail = c.get(head, "detail", "scenario", str, "teaching")
     if detail not in DETAILS:
@@ -353,10 +306,16 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     hosts = tuple(_host(c, t, f"host[{i}]") for i, t in enumerate(_tables(c, data, "host")))
     if not hosts:
         raise ScenarioError(f"{source}: needs at least one [[host]]")
+    remotes = tuple(_remote(c, t, f"remote[{i}]") for i, t in enumerate(_tables(c, data, "remote")))
+    checks.hosts_and_remotes(c, [(h.name, h.control) for h in hosts], [r.domains for r in remotes])
     names = {h.name for h in hosts}
-    if len(names) != len(hosts):
-        raise c.fail("host[0].name", "two hosts have the same name")
     monoliths = {h.name for h in hosts if h.mta == "monolith"}
+    faults = tuple(_fault(c, t, f"fault[{i}]") for i, t in enumerate(_tables(c, data, "fault")))
+    by_name = {h.name: (h.mta, h.control) for h in hosts}
+    for i, f in enumerate(faults):
+        checks.fault_target(
+            c, f.kind, f.target, f"fault[{i}]", by_name, [r.domains for r in remotes]
+        )
     return Scenario(
         name=c.get(head, "name", "scenario", str, Path(source).stem),
         description=c.get(head, "description", "scenario", str, ""),
@@ -364,20 +323,18 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         seed=c.get(head, "seed", "scenario", int, 1),
         detail=detail,
         hosts=hosts,
-        remotes=tuple(
-            _remote(c, t, f"remote[{i}]") for i, t in enumerate(_tables(c, data, "remote"))
-        ),
+        remotes=remotes,
         workloads=tuple(
             _workload(c, t, f"workload[{i}]", names, monoliths)
             for i, t in enumerate(_tables(c, data, "workload"))
         ),
-        faults=tuple(_fault(c, t, f"fault[{i}]") for i, t in enumerate(_tables(c, data, "fault"))),
+        faults=faults,
         costs=_costs(c, data.get("costs", {}), "costs"),
         source=source,
     )
 
 
-def _tables(c: _Checker, data: Mapping[str, Any], key: str) -> list[dict]:
+def _tables(c: Checker, data: Mapping[str, Any], key: str) -> list[dict]:
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise c.fail(key, f"write it as [[{key}]] tables")
@@ -385,13 +342,32 @@ def _tables(c: _Checker, data: Mapping[str, Any], key: str) -> list[dict]:
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Read a scenario file (None: the embedded default)."""
+    """Read a scenario file (None: the embedded default) and check that the files its
+    workloads replay can be read, as the run will read them (beside the scenario)."""
     if path is None:
         text = resources.files("sim").joinpath("scenarios", DEFAULT_NAME).read_text()
         return parse_scenario(text, f"(embedded) {DEFAULT_NAME}")
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_scenario(text, str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        raise ScenarioError(
+            f"{path}:{line}: not valid TOML: not UTF-8 text (byte 0x{byte})"
+        ) from None
+    scenario = parse_scenario(text, str(path))
+    c = Checker(text, str(path))
+    base = path.parent if str(path).endswith(".toml") else Path(".")  # as the run reads them
+    for i, w in enumerate(scenario.workloads):
+        if w.file:
+            try:
+                (base / w.file).open("rb").close()
+            except OSError as exc:
+                where = f"workload[{i}].file"
+                raise c.fail(where, f"cannot read {w.file}: {exc.strerror}") from None
+    return scenario

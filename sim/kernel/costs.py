@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,8 @@ from sim.kernel import effects as fx
 
 DETAILS = ("teaching", "fast")
 NOT_COSTS = ("disk_bandwidth", "net_bandwidth", "loopback_bandwidth", "connect_timeout")
+BANDWIDTHS = ("disk_bandwidth", "net_bandwidth", "loopback_bandwidth")
+SIZES = ("pipe_capacity", "socket_buffer")  # bytes: whole numbers, at least 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +96,14 @@ class Costs:
             raise ValueError(f"costs: detail must be one of {DETAILS}, not {self.detail!r}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name != "detail" and (isinstance(value, bool) or value < 0):
-                raise ValueError(f"costs: {f.name} must be a number >= 0, not {value!r}")
-        for name in ("disk_bandwidth", "net_bandwidth", "loopback_bandwidth"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"costs: {name} must be > 0")
-        if self.pipe_capacity < 1 or self.socket_buffer < 1:
-            raise ValueError("costs: pipe_capacity and socket_buffer must be >= 1")
+            wrong = None if f.name == "detail" else problem(f.name, value)
+            if wrong is not None and f.name in SIZES:
+                raise ValueError(
+                    "costs: pipe_capacity and socket_buffer must be >= 1 (whole bytes), "
+                    f"not {f.name} = {value!r}"
+                )
+            if wrong is not None:
+                raise ValueError(f"costs: {f.name} {wrong}")
 
     @property
     def fast(self) -> bool:
@@ -122,12 +126,40 @@ class Costs:
         names = [f.name for f in dataclasses.fields(self)]
         unknown = sorted(set(overrides) - set(names))
         if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, names, n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints = [f"{key!r}{suggest(key, names)}" for key in unknown]
             raise ValueError(f"costs: unknown key {', '.join(hints)}; known: {', '.join(names)}")
         return dataclasses.replace(self, **overrides)
+
+
+def problem(name: str, value: Any) -> str | None:
+    """What is wrong with `value` for the numeric field `name`, None if nothing. Shared with
+    the scenario loader, which names the line: a NaN or an infinite cost would make virtual
+    time NaN or stop it, and messages would silently vanish from the counts."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number >= 0, not {value!r}"
+    if not finite(value):
+        return f"must be a finite number, not {value!r}"
+    if value < 0:
+        return f"must be a number >= 0, not {value!r}"
+    if name in BANDWIDTHS and value <= 0:
+        return "must be > 0"
+    if name in SIZES and (value < 1 or value != int(value)):
+        return f"must be a whole number of bytes >= 1, not {value!r}"
+    return None
+
+
+def finite(value: float) -> bool:
+    """True for a number that is neither NaN nor infinite, nor an int too big for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def suggest(key: str, names: list[str]) -> str:
+    """` (did you mean 'fsync'?)` for a misspelt key, or nothing."""
+    close = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 DURATIONS: tuple[str, ...] = tuple(
