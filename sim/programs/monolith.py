@@ -35,7 +35,15 @@ from sim.qmail.local import HeaderLines, delivered_to_line, return_path_line
 from sim.qmail.maildir import Unique
 from sim.qmail.routing import RoutingConfig, rewrite
 from sim.qmail.smtpd import SmtpdSession
-from sim.qmail.smtpd_events import AbortData, Close, EndOfData, MessageData, Reply, StartQueue
+from sim.qmail.smtpd_events import (
+    AbortData,
+    Close,
+    EndOfData,
+    MessageData,
+    Reply,
+    SmtpdState,
+    StartQueue,
+)
 from sim.qmail.users import lookup_assign, parse_assign, qmail_newu
 
 DATA, ENVELOPE = "queue/mess", "queue/todo"  # qmail's directories, used the sendmail way
@@ -97,7 +105,8 @@ def serve(env: Mapping[str, str], serial: int) -> Call:
     while True:
         for event in events:
             if isinstance(event, Reply):
-                yield fx.Write(1, event.text)
+                if not (yield from _say(event.text)):
+                    return 1
             elif isinstance(event, StartQueue):
                 data.clear()
                 events = session.queue_started((yield fx.Time()))
@@ -108,20 +117,50 @@ def serve(env: Mapping[str, str], serial: int) -> Call:
                 name = yield from enqueue(bytes(data), event.sender, event.recipients, serial)
                 pid = yield fx.Getpid()
                 events = session.queue_result(0, pid, (yield fx.Time()))
-                for reply in events:
-                    if isinstance(reply, Reply):
-                        yield fx.Write(1, reply.text)
+                heard = yield from _say_all([e.text for e in events if isinstance(e, Reply)])
                 events = [e for e in events if not isinstance(e, Reply)]
-                yield from deliver_queued(name, control, env)
+                yield from deliver_queued(name, control, env)  # queued: deliver, client or not
+                if not heard:
+                    return 1
                 break
             elif isinstance(event, AbortData):
-                events = session.queue_result(54, 0, (yield fx.Time()))
-                break
+                data.clear()  # the message is dropped; nothing of it was queued
+                if session.state is SmtpdState.QUEUE_CLOSING:  # too many hops, databytes
+                    events = session.queue_result(54, 0, (yield fx.Time()))
+                    break
+                # else the session is over (bare LF, timeout, EOF): its Close comes next
             elif isinstance(event, Close):
                 return event.status
         else:
-            chunk = yield fx.Read(0, 8192, config.timeout)
-            events = session.receive(chunk) if chunk else session.eof()
+            events = yield from _client_events(session, config.timeout)
+
+
+def _say(text: bytes) -> Call:
+    """Write a reply; False if the client is gone (then, as qmail-smtpd, exit 1 quietly)."""
+    try:
+        yield fx.Write(1, text)
+    except OSError:
+        return False
+    return True
+
+
+def _say_all(texts: list[bytes]) -> Call:
+    """Write the replies; False if the client went away on the way."""
+    for text in texts:
+        if not (yield from _say(text)):
+            return False
+    return True
+
+
+def _client_events(session: SmtpdSession, timeout: float) -> Call:
+    """Read from the client: the session's next events, or its end on a timeout or a reset."""
+    try:
+        chunk = yield fx.Read(0, 8192, timeout)
+    except TimeoutError:
+        return session.timeout()
+    except OSError:
+        return session.eof()
+    return session.receive(chunk) if chunk else session.eof()
 
 
 def enqueue(message: bytes, sender: str, recipients: tuple[str, ...], serial: int) -> Call:

@@ -233,3 +233,24 @@ def test_a_second_start_is_refused_and_stop_ends_every_process(make_home) -> Non
     assert daemon.session_pids(sid) == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", mta.port), timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("where", "fatal"),
+    [
+        ("a port in use", "unable to bind: address already used"),
+        ("::1", "no IP address for ::1"),  # ucspi-tcp's tcpserver knows IPv4 only
+    ],
+)
+def test_tcpserver_that_cannot_listen_says_why_in_its_own_words(
+    make_home, where: str, fatal: str
+) -> None:
+    home = make_home()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        smtp = ("127.0.0.1", busy.getsockname()[1]) if where == "a port in use" else (where, 0)
+        with pytest.raises(daemon.MtaError, match="did not start listening"):
+            daemon.start(home, smtp, {}, programs=("tcpserver",))
+    log = (home / "log" / "mta.log").read_text()
+    assert log.splitlines() == [f"tcpserver: fatal: {fatal}"]

@@ -24,7 +24,7 @@ import pytest
 from sim.mta import daemon
 from sim.qmail.envelope import parse_queue_file
 from sim.qmail.routing import RoutingConfig, rewrite
-from tests.mta.conftest import WAIT, Mta, start_mta
+from tests.mta.conftest import WAIT, Mta, start_mta, wait_for
 from tests.mta.smtp_client import ACCEPT, GO_AHEAD, NOGATEWAY, Client, crashes
 from tests.mta.test_cli import qmailsim
 
@@ -232,3 +232,50 @@ def test_mta_start_refuses_an_open_relay_unless_asked(tmp_path) -> None:
             assert smtp.rcpt("victim@other.test")[0] == 250  # what the user asked for
     finally:
         assert qmailsim("mta", "stop", str(home)).returncode == 0
+
+
+def relays(mta: Mta) -> bytes:
+    """A new connection's reply to a recipient outside rcpthosts (b"" if it is dropped)."""
+    with Client(mta) as c:
+        if not c.reply():
+            return b""
+        assert c.command(b"MAIL FROM:<spammer@else.test>") == OK
+        return c.command(b"RCPT TO:<user@other.test>")
+
+
+def test_tcp_smtp_is_read_again_for_each_connection(relay_home) -> None:
+    """tcpserver opens its rules for every connection: an edit applies to the next one."""
+    mta = relay_home("127.:allow\n")
+    rules, log = mta.home / "etc" / "tcp.smtp", mta.home / "log" / "mta.log"
+    assert relays(mta) == NOGATEWAY
+    rules.write_text('127.:allow,RELAYCLIENT=""\n')
+    assert relays(mta) == OK
+    rules.write_text("127.:deny\n")
+    assert relays(mta) == b""  # tcpserver closes the connection before qmail-smtpd runs
+    assert "dropping connection" not in log.read_text()  # a deny is no error
+
+
+@pytest.mark.parametrize(
+    ("rules", "why"),
+    [
+        ("127.:allow\n127.0.0.1:bogus\n", "line 2: unable to parse this line: '127.0.0.1:bogus'"),
+        (None, "is a directory"),  # a directory where the rules should be
+    ],
+)
+def test_tcp_smtp_that_cannot_be_read_drops_the_connection_and_says_why(
+    relay_home, rules: str | None, why: str
+) -> None:
+    mta = relay_home('127.:allow,RELAYCLIENT=""\n')
+    path, log = mta.home / "etc" / "tcp.smtp", mta.home / "log" / "mta.log"
+    if rules is None:
+        path.unlink()
+        path.mkdir()
+    else:
+        path.write_text(rules)
+    assert relays(mta) == b""
+    expected = f"tcpserver: warning: dropping connection, unable to read {path.resolve()}: {why}"
+    wait_for(lambda: expected in log.read_text().splitlines(), "tcpserver's warning in mta.log")
+    if path.is_dir():
+        path.rmdir()
+    path.write_text('127.:allow,RELAYCLIENT=""\n')
+    assert relays(mta) == OK  # the server lives on: the next connection reads good rules
