@@ -106,12 +106,7 @@ def boot_commands(fs: MemFS, host: Host, ip: str, root: str = ROOT) -> list[tupl
     text = host.control.get("concurrencyincoming", "").split("\n", 1)[0].strip()
     if text.isascii() and text.isdigit() and int(text) > 0:
         limit = int(text)
-    argv = ["-1", "-c", str(limit)]
-    try:
-        fs.lookup(posixpath.join(root, RULES))
-        argv += ["-x", posixpath.join(root, RULES)]
-    except FileNotFoundError:
-        pass
+    argv = ["-1", "-c", str(limit), "-X", "-x", posixpath.join(root, RULES)]
     argv += ["-u", "qmaild", "-l", host.name, ip, str(SMTP_PORT), "qmail-smtpd"]
     return [("tcpserver", argv), ("qmail-start", ["./Maildir/", "splogger", "qmail"])]
 

@@ -333,9 +333,9 @@ def _smtp_side(
 ) -> tuple[list[str], dict[str, str], str, bool]:
     """argv, environment, account, and whether fd 1 reports the SMTP port."""
     if prog == "tcpserver":
-        argv = ["-1", "-c", str(concurrency_incoming(paths.home))]
-        if paths.rules.exists():
-            argv += ["-x", str(paths.rules)]
+        # -X -x: the rules are read for each connection, as tcpserver does, so a file made
+        # or edited while it runs counts from the next connection; none: everyone allowed
+        argv = ["-1", "-c", str(concurrency_incoming(paths.home)), "-X", "-x", str(paths.rules)]
         argv += ["-u", "qmaild", "-l", me_of(paths.home), smtp[0], str(smtp[1]), "qmail-smtpd"]
         return argv, {**base_env, **smtp_env}, "root", True
     if prog == "qmail-start":

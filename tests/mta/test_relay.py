@@ -255,6 +255,16 @@ def test_tcp_smtp_is_read_again_for_each_connection(relay_home) -> None:
     assert "dropping connection" not in log.read_text()  # a deny is no error
 
 
+def test_tcp_smtp_made_while_the_mta_runs_counts_from_the_next_connection(relay_home) -> None:
+    mta = relay_home()  # no etc/tcp.smtp at start: every client allowed, none relays
+    rules = mta.home / "etc" / "tcp.smtp"
+    assert not rules.exists() and relays(mta) == NOGATEWAY
+    rules.write_text('127.:allow,RELAYCLIENT=""\n')
+    assert relays(mta) == OK
+    rules.unlink()
+    assert relays(mta) == NOGATEWAY
+
+
 @pytest.mark.parametrize(
     ("rules", "why"),
     [
