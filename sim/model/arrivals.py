@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -111,24 +112,41 @@ Recorded = list[tuple[float, str, tuple[str, ...], int]]
 
 
 def trace_arrivals(data: bytes, path: Path | str = "trace") -> Recorded:
-    """(time since the trace began, sender, recipients, 0) of each message queued in a trace."""
+    """(time since the trace began, sender, recipients, 0) of each message queued in a trace.
+
+    A line that is not an event, or an event whose fields are not what the trace schema says,
+    is `BadInput` naming the file and line."""
     out: Recorded = []
     start = None
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}:{number}"
         try:
             event = json.loads(line)
         except ValueError:
-            raise BadInput(f"{path}:{number}: not a trace line (JSON)") from None
+            raise BadInput(f"{where}: not a trace line (JSON)") from None
+        if not isinstance(event, dict):
+            raise BadInput(f"{where}: not a trace event (a JSON object)")
+        t = _seconds(event.get("t", 0.0), where)
         if start is None:
-            start = float(event.get("t", 0.0))
+            start = t
         if event.get("kind") == "queue" and event.get("state") == "S4":
-            sender = event.get("sender", "")
+            sender, recipients = event.get("sender", ""), event.get("recipients", [])
+            if not isinstance(sender, str):
+                raise BadInput(f"{where}: sender is {sender!r}, not an address")
+            if not (isinstance(recipients, list) and all(isinstance(r, str) for r in recipients)):
+                raise BadInput(f"{where}: recipients is {recipients!r}, not a list of addresses")
             if sender not in BOUNCE_SENDERS:
-                recipients = tuple(event.get("recipients", ()))
-                out.append((float(event["t"]) - start, sender, recipients, 0))
+                out.append((t - start, sender, tuple(recipients), 0))
     return out
+
+
+def _seconds(t: object, where: str) -> float:
+    """An event's `t`: a finite number of seconds."""
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise BadInput(f"{where}: t is {t!r}, not a number of seconds")
+    return float(t)
 
 
 def sendlog_arrivals(data: bytes, path: Path | str = "log") -> Recorded:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sim
 from sim.model.arrivals import plan, sendlog_arrivals, trace_arrivals
@@ -86,3 +89,35 @@ def test_a_missing_recorded_file_is_bad_input(kind: str, tmp_path: Path) -> None
     s = scenario(f'[[workload]]\nkind = "{kind}"\nfile = "gone"\n', str(tmp_path / "s.toml"))
     with pytest.raises(BadInput, match="cannot read"):
         plan(s, 1000, 1)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+queue_events = st.fixed_dictionaries(
+    {"kind": st.just("queue"), "state": st.just("S4")},
+    optional={"t": json_values, "sender": json_values, "recipients": json_values},
+)
+
+
+@given(st.lists(queue_events | json_values, max_size=5))
+def test_a_recorded_trace_of_any_shape_is_read_or_refused_with_its_line(events: list) -> None:
+    data = b"\n".join(json.dumps(e).encode() for e in events)
+    try:
+        arrivals = trace_arrivals(data, "rec.jsonl")
+    except BadInput as exc:
+        assert str(exc).startswith("rec.jsonl:")
+    else:
+        assert all(isinstance(t, float) and isinstance(s, str) for t, s, _, _ in arrivals)
+
+
+@given(st.binary(max_size=300))
+def test_a_qmail_send_log_of_any_bytes_is_read_or_refused(data: bytes) -> None:
+    try:
+        arrivals = sendlog_arrivals(data, "log")
+    except BadInput as exc:
+        assert str(exc).startswith("log")
+    else:
+        assert all(isinstance(to, tuple) for _, _, to, _ in arrivals)
