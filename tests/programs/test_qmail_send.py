@@ -445,11 +445,18 @@ def test_a_failed_bounce_double_bounces_to_postmaster_and_a_failed_double_is_dro
     bounce = parse_bounce(text[text.index(b"\n") + 1 :])
     assert bounce.double and bounce.return_path == ""
     assert bounce.break_line == b"--- Below this line is the original bounce."
-    mta.inject("#@[]", "nosuch2@test.example")
+    mta.wait_for(lambda: queue_is_empty(mta.home))  # the first chain has ended: its lines
+    mta.inject("#@[]", "nosuch2@test.example")  # cannot come between the next ones
     triple = mta.wait_for(lambda: mta.line("triple bounce: discarding bounce/"))
-    log = mta.log()
     third = int(triple.rpartition("/")[2])
-    at = log.index(f"triple bounce: discarding bounce/{third}")
+    line = f"triple bounce: discarding bounce/{third}"
+
+    def ended() -> list[str] | None:  # the log once the end msg after that line is written
+        log = mta.log()
+        return log if f"end msg {third}" in log[log.index(line) :] else None
+
+    log = mta.wait_for(ended)
+    at = log.index(line)
     assert log[at + 1] == f"end msg {third}"  # (inodes are reused: the id may be an old one)
     assert len([x for x in log if x.startswith("bounce msg")]) == 1  # only the double bounce
     mta.wait_for(lambda: queue_is_empty(mta.home))
