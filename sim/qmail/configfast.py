@@ -2,13 +2,13 @@ r"""What qmail's `config-fast FQDN` writes into control/defaultdomain and contro
 
 config-fast derives both from the host's name with sed, not from DNS:
 
-    defaultdomain: sed 's/^\([^\.]*\)\.\([^\.]*\)\./\2\./' | sed PLUS
-    plusdomain:    sed PLUS, PLUS = 's/^.*\.\([^\.]*\)\.\([^\.]*\)$/\1.\2/'
+    defaultdomain: sed 's/^\([^\.]*\)\.\([^\.]*\)\./\2\./'
+    plusdomain:    sed 's/^.*\.\([^\.]*\)\.\([^\.]*\)$/\1.\2/'
 
-The first expression drops the first label of a name with three or more labels; PLUS keeps
-the last two labels of such a name. A name of one or two labels goes through unchanged:
+The first drops the first label of a name with three or more labels; the second keeps the
+last two labels of such a name. A name of one or two labels goes through unchanged:
 `example.test` gives `example.test` twice, `mail.example.test` gives `example.test` twice,
-`a.b.c.d` gives `c.d` twice. In a POSIX bracket expression a backslash is literal, so
+`a.b.c.d` gives `b.c.d` and `c.d`. In a POSIX bracket expression a backslash is literal, so
 `[^\.]` stops at a backslash as well as at a dot: a label holding a backslash never matches.
 The name is one line (config-fast echoes it; sed works line by line).
 """
@@ -41,7 +41,7 @@ def last_two_labels(fqdn: str) -> str:
 
 def default_domain(fqdn: str) -> str:
     """control/defaultdomain as config-fast writes it (without the newline)."""
-    return last_two_labels(drop_first_label(fqdn))
+    return drop_first_label(fqdn)
 
 
 def plus_domain(fqdn: str) -> str:
