@@ -4,8 +4,11 @@ The player owns the events read so far and a `TraceState` folded up to the curso
 applies events up to and including the next narrated one (what the event log shows), so a
 learner never steps through a run of closes. Stepping back folds again: the state is a pure
 function of the events, so it folds on from a copy of the state saved at an earlier point
-(a checkpoint every `CHECKPOINT` events, saved as the fold first passes it), never from the
-start of a long trace. A trace only grows, so a checkpoint stays true.
+(a checkpoint, saved as the fold first passes it), never from the start of a long trace. A
+trace only grows, so a checkpoint stays true. Checkpoints are `CHECKPOINT` events apart,
+and further apart as the trace grows (an eighth of the way so far): a copy costs as much as
+the state is big, so evenly spaced ones would make folding a long trace quadratic, while
+these cost a few folds' worth in all, and a step back folds at most an eighth of the way.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from tui.state import TraceState
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # steps per second
 DEFAULT_SPEED = 2
-CHECKPOINT = 5000  # events between saved states: a step back folds at most this many
+CHECKPOINT = 5000  # events between saved states, at least
+SPREAD = 8  # ... and at least this fraction of the way so far
+
+
+def gap(position: int, every: int = CHECKPOINT) -> int:
+    """Events from a checkpoint at `position` to the next one."""
+    return max(every, position // SPREAD)
 
 
 class Player:
@@ -27,6 +36,7 @@ class Player:
         self.state = TraceState()
         self.every = every
         self.checkpoints: dict[int, TraceState] = {}  # position: the state there, never folded on
+        self.due = every  # where the next checkpoint is saved
         self.speed_index = DEFAULT_SPEED
         self.playing = False
         self.following = False
@@ -66,8 +76,9 @@ class Player:
     def _apply_next(self) -> bool:
         """Apply the event at the cursor (saving a checkpoint where one is due)."""
         stops = self.state.apply(self.events[self.position])
-        if self.position % self.every == 0 and self.position not in self.checkpoints:
+        if self.position == self.due:
             self.checkpoints[self.position] = self.state.copy()
+            self.due = self.position + gap(self.position, self.every)
         return stops
 
     def back(self) -> bool:

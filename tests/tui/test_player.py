@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import fields
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.tui.events import delivery_story, two_host_story
-from tui.player import SPEEDS, Player
+from tui.player import CHECKPOINT, SPEEDS, SPREAD, Player, gap
 from tui.state import TraceState, is_stop
 
 
@@ -86,8 +87,10 @@ def test_stepping_back_from_checkpoints_is_folding_forward(events, every, moves)
         getattr(plain, move)()
         assert player.position == plain.position
         assert fingerprint(player.state) == fingerprint(TraceState.fold(events[: player.position]))
+    positions = sorted(player.checkpoints)
+    for before, position in itertools.pairwise([0, *positions]):  # spaced as `gap` says
+        assert position == (every if before == 0 else before + gap(before, every))
     for position, saved in player.checkpoints.items():  # folding on never changes one
-        assert position % every == 0
         assert fingerprint(saved) == fingerprint(TraceState.fold(events[:position]))
 
 
@@ -106,3 +109,13 @@ def test_a_step_back_folds_from_the_last_checkpoint_not_the_start(monkeypatch):
     monkeypatch.setattr(TraceState, "apply", counting)
     player.back()
     assert 0 < len(applied) <= 10
+
+
+def test_checkpoints_spread_out_as_a_long_trace_grows() -> None:
+    spaced, position = [], CHECKPOINT
+    while position <= 1_000_000:
+        spaced.append(position)
+        position += gap(position)
+    assert spaced[:8] == [CHECKPOINT * k for k in range(1, 9)]  # evenly, at first
+    assert len(spaced) < 50  # a million events: a few dozen copies, not two hundred
+    assert all(b - a <= max(CHECKPOINT, b // SPREAD) for a, b in itertools.pairwise(spaced))
