@@ -233,11 +233,12 @@ def _supervise(
     os.dup2(errors, 1)
     os.close(devnull)
     os.close(errors)
-    paths.pidfile.write_text(f"{os.getpid()} {os.getsid(0)}\n")
+    paths.pidfile.write_text(f"{os.getpid()} {os.getsid(0)} {boot_id()}\n")
     trace_r, trace_w = os.pipe()
+    supervisor = os.getpid()
     collector = os.fork()
     if collector == 0:
-        _die_with_parent()
+        _die_with_parent(supervisor)
         os.close(trace_w)
         for _, write in listen.values():
             os.close(write)
@@ -258,7 +259,7 @@ def _supervise(
         if pid == 0:
             status = 111
             try:
-                _die_with_parent()
+                _die_with_parent(supervisor)
                 os.chdir(paths.home)
                 if stdout is not None:
                     os.dup2(stdout, 1)
@@ -283,14 +284,14 @@ def _supervise(
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
-def _die_with_parent() -> None:
-    """In a child of the supervisor: get TERM when it dies, however it dies (a SIGKILL, a
-    crash), so that no qmail program runs on that `mta stop` cannot find. Linux only."""
+def _die_with_parent(parent: int) -> None:
+    """In a child of the supervisor (pid `parent`, taken before the fork): get TERM when it
+    dies, however it dies (a SIGKILL, a crash), so that no long-running qmail program runs
+    on unseen. Linux only."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    parent = os.getppid()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # it died before the call: nobody would send the signal
@@ -448,15 +449,29 @@ def wait_stopped(home: Path, poll: float = 0.2) -> None:
 
 def leftovers(paths: Paths) -> list[int]:
     """Processes of an MTA whose supervisor died without cleaning up (its pid file is still
-    there): those of its session that work in this home, from /proc."""
+    there): those of its session that work in this home, from /proc.
+
+    The session id is only trusted while it can still be the MTA's: in the boot that wrote
+    it, with its leader gone (the MTA's leader exits as soon as it has forked the
+    supervisor; a session that reused the number has its own leader, usually alive), and
+    never the caller's own session."""
     try:
-        pid, sid = (int(x) for x in paths.pidfile.read_text().split()[:2])
+        pid, sid, *boot = paths.pidfile.read_text().split()
+        pid, sid = int(pid), int(sid)
     except (OSError, ValueError):
         return []
-    if _alive(pid):
+    if _alive(pid) or _alive(sid) or boot[:1] != [boot_id()] or sid == os.getsid(0):
         return []
     home = str(paths.home)
-    return [p for p in session_pids(sid) if _works_in(p, home)]
+    return [p for p in session_pids(sid) if p != os.getpid() and _works_in(p, home)]
+
+
+def boot_id() -> str:
+    """This boot's id (Linux): a pid file from an earlier boot names no process of ours."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "-"
 
 
 def _works_in(pid: int, home: str) -> bool:

@@ -301,3 +301,40 @@ def test_a_stop_that_takes_a_while_says_what_it_waits_for(tmp_path: Path, monkey
     assert daemon.stop(home, notice=heard.append)  # takes milliseconds to stop its programs
     assert heard == ["waiting for the deliveries in progress (at most 15 s)"]
     assert not daemon.stop(home, notice=heard.append) and len(heard) == 1
+
+
+def test_leftovers_are_only_what_can_still_be_the_mtas(tmp_path: Path) -> None:
+    from sim.mta import daemon
+
+    home = tmp_path / "q"
+    (home / "run").mkdir(parents=True)
+    paths = daemon.Paths(home.resolve())
+    gone = _dead_pid()
+    # a session like the MTA's: its leader gone at once, a member working in the home
+    orphan = subprocess.Popen(
+        ["sh", "-c", "sleep 60 </dev/null >/dev/null 2>&1 & echo $!"],
+        cwd=home, start_new_session=True, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    member = int(orphan.stdout.read().strip())
+    orphan.wait(timeout=WAIT)
+    sid = orphan.pid
+    try:
+        paths.pidfile.write_text(f"{gone} {sid} {daemon.boot_id()}\n")
+        assert daemon.leftovers(paths) == [member]
+        paths.pidfile.write_text(f"{gone} {sid} another-boot\n")
+        assert daemon.leftovers(paths) == []  # a pid file from an earlier boot
+        paths.pidfile.write_text(f"{gone} {os.getsid(0)} {daemon.boot_id()}\n")
+        assert daemon.leftovers(paths) == []  # the caller's own session: never
+        with subprocess.Popen(["sleep", "60"], cwd=home, start_new_session=True) as leader:
+            paths.pidfile.write_text(f"{gone} {leader.pid} {daemon.boot_id()}\n")
+            assert daemon.leftovers(paths) == []  # a live leader: a session reusing the id
+            leader.kill()
+    finally:
+        os.kill(member, signal.SIGKILL)
+
+
+def _dead_pid() -> int:
+    """A pid that no process has now."""
+    child = subprocess.Popen(["true"])
+    child.wait(timeout=WAIT)
+    return child.pid
