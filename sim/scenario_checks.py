@@ -184,7 +184,9 @@ def fault_target(
         names |= {dns_key(d) for domains in remotes for d in domains}
         for host, (_, files) in hosts.items():
             names |= {dns_key(host), *(dns_key(d) for d in local_domains(files, host))}
-        if target and dns_key(target) not in names and target != CLIENT_HOST:
+        if target == CLIENT_HOST:  # nothing connects to the clients: a fault of no effect
+            raise c.fail(where, f"{CLIENT_HOST!r} (the workload's clients) takes no connections")
+        if target and dns_key(target) not in names:
             raise c.fail(where, f"no host or domain {target!r} in the scenario")
         return
     host, _, program = target.rpartition(":") if kind == "kill" else (target, "", "")

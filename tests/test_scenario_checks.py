@@ -126,6 +126,11 @@ def fault(lines: str) -> tuple[str, str]:
             "bad.toml:18: fault[0].target: no host or domain 'nosuch.test' in the scenario",
         ),
         (
+            [fault('kind = "remote-down"\ntarget = "outside"')],
+            "bad.toml:18: fault[0].target: 'outside' (the workload's clients) takes no "
+            "connections",
+        ),
+        (
             [("[[remote]]", '[host.dotqmail]\ncarol-list = "&alice"\n\n[[remote]]')],
             "bad.toml:14: host[0].dotqmail.carol-list: 'carol' is neither a user of the host "
             "nor alias",
