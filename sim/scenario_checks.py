@@ -89,8 +89,9 @@ def control(c: Checker, raw: Mapping[str, Any], files: dict[str, str], path: str
             raise c.fail(where, f"must be a whole number, not {value!r}")
         text(c, files[key], where)
         if key in DOMAIN_LISTS:  # the home's layout checks them as `mta init` does
-            for domain in files[key].split():
-                name(c, domain, where, "domain")
+            for domain in files[key].split():  # rcpthosts: `.domain` covers those under it
+                bare = domain.removeprefix(".") if key == "rcpthosts" else domain
+                name(c, bare, where, "domain")
     try:
         load_control(files)
         if INCOMING in files and parse_int(INCOMING, files[INCOMING]) < 1:

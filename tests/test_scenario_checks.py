@@ -227,6 +227,14 @@ def test_a_defer_and_reject_mix_leaves_accept_the_rest() -> None:
     assert (remote.accept, remote.defer, remote.reject) == (0.75, 0.25, 0.0)
 
 
+def test_rcpthosts_may_cover_the_domains_under_one() -> None:
+    text = edited(('rcpthosts = ["example.test"]', 'rcpthosts = ["example.test", ".example.test"]'))
+    spec = parse_scenario(text, "ok.toml")
+    assert spec.hosts[0].control["rcpthosts"] == "example.test\n.example.test\n"
+    with pytest.raises(ScenarioError, match=re.escape("locals: bad domain '.example.test'")):
+        parse_scenario(edited(('locals = ["example.test"]', 'locals = [".example.test"]')), "x")
+
+
 def test_dotqmail_user_part_is_not_case_sensitive() -> None:
     text = edited(("[[remote]]", '[host.dotqmail]\nAlice-list = "&bob"\n\n[[remote]]'))
     assert dict(parse_scenario(text, "ok.toml").hosts[0].dotqmail) == {"alice-list": "&bob\n"}

@@ -64,6 +64,12 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+def check_rcpthost(value: str) -> str:
+    """An rcpthosts line: a domain, or `.domain` for every domain under it (qmail-smtpd)."""
+    check_name("domain", value.removeprefix("."))
+    return value
+
+
 def user_uid(index: int) -> int:
     """The uid of the `index`-th mail user (0-based)."""
     return USER_UID_BASE + index
@@ -119,7 +125,7 @@ def control_files(
     """control/ as config-fast writes it: me, locals, rcpthosts, defaultdomain, plusdomain."""
     me = check_name("domain", me)
     locals_ = [check_name("domain", d) for d in (locals_ or [me])]
-    rcpthosts = [check_name("domain", d) for d in (rcpthosts or locals_)]
+    rcpthosts = [check_rcpthost(d) for d in (rcpthosts or locals_)]
     return [
         Entry(f"control/{name}", "file", 0o644, _lines(lines))
         for name, lines in (

@@ -143,3 +143,9 @@ def test_qmail_inject_completes_a_dotless_host_with_config_fasts_defaultdomain(
     init_home(home, "example.test")
     assert run_with_stdin(home, "qmail-inject", ["-n"], b"To: bob@mail\n\nx\n") == 0
     assert "To: bob@mail.example.test\n" in capfd.readouterr().out
+
+
+def test_rcpthosts_may_name_the_domains_under_one(tmp_path) -> None:
+    home = tmp_path / "q"
+    list(init_home(home, "example.test", None, ["example.test", ".example.test"], ["alice"]))
+    assert (home / "control" / "rcpthosts").read_text() == "example.test\n.example.test\n"
