@@ -221,3 +221,24 @@ async def test_the_log_keeps_in_step_going_back_and_forth():
             await pilot.press(*keys)
             shown = [r[1] for r in rows(app.query_one(LogTable))]
             assert shown == [line.text for line in app.player.state.log], keys
+
+
+async def test_a_long_log_shows_its_newest_lines_and_the_filter_reaches_the_rest(monkeypatch):
+    from tui.widgets import eventlog
+
+    monkeypatch.setattr(eventlog, "SHOWN", 5)
+    app = QmailTui(delivery_story())
+    async with app.run_test(size=WIDE) as pilot:
+        for keys in (["end"], ["left", "left"], ["right"], ["home"], ["n"] * 7, ["end"]):
+            await pilot.press(*keys)
+            log = app.player.state.log
+            shown = [r[1] for r in rows(app.query_one(LogTable))]
+            assert shown == [line.text for line in log][-5:], keys  # the window slides
+            subtitle = app.query_one(eventlog.EventLog).border_subtitle
+            assert subtitle == (f"the last 5 of {len(log)} lines" if len(log) > 5 else ""), keys
+        assert len(app.player.state.log) > 5
+        oldest = app.player.state.log[0]
+        await pilot.press("tab", "tab", "slash")  # the log's filter
+        await pilot.press(*str(oldest.pid), "enter")
+        shown = [r[1] for r in rows(app.query_one(LogTable))]
+        assert oldest.text in shown  # a line out of the window, found by the filter

@@ -20,6 +20,8 @@ from tui.state import LogLine, TraceState
 from tui.widgets.table import Cells, selected_key, set_columns, sync_lasting_rows
 
 COLUMNS = ("t", "event")
+SHOWN = 2000  # the newest lines a log shows; a fast trace has tens of thousands, and a
+# table of them all takes seconds to draw. The filter reaches every line.
 
 
 def log_matches(line: LogLine, query: str) -> bool:
@@ -77,8 +79,17 @@ class EventLog(Vertical):
         set_columns(table, ("t", "host", "event") if labels else COLUMNS)
         time_style = table.get_component_rich_style("log--time", partial=True)
         why_style = table.get_component_rich_style("log--why", partial=True)
-        lines = [line for line in state.log
-                 if not self.query_text or log_matches(line, self.query_text)]  # fmt: skip
+        matched = [line for line in state.log
+                   if not self.query_text or log_matches(line, self.query_text)]  # fmt: skip
+        lines = matched[-SHOWN:]
+        self.border_subtitle = "  ".join(
+            part
+            for part in (
+                f"filter: {self.query_text}" if self.query_text else "",
+                f"the last {SHOWN:,} of {len(matched):,} lines" if len(matched) > SHOWN else "",
+            )
+            if part
+        )
 
         def cells(i: int) -> Cells:
             line = lines[i]

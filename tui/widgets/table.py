@@ -58,7 +58,14 @@ def sync_lasting_rows(table: DataTable, keys: Sequence[str], cells: Callable[[in
     shown = [row.key.value for row in table.ordered_rows]
     if not keys:
         table.clear()
-    elif shown == keys[: len(shown)]:
+        return
+    if shown and keys[0] != shown[0] and keys[0] in shown:  # a window that slid on: the
+        start = shown.index(keys[0])  # oldest rows go, the rest stay as they are
+        if shown[start:] == keys[: len(shown) - start]:
+            for key in shown[:start]:
+                table.remove_row(key)
+            shown = shown[start:]
+    if shown == keys[: len(shown)]:
         for i in range(len(shown), len(keys)):
             table.add_row(*cells(i), key=keys[i])
     elif keys == shown[: len(keys)]:
