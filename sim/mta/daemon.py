@@ -35,6 +35,7 @@ from sim.qmail.errors import BadInput
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
 STOP_NOTICE = 2.0  # seconds of waiting for the programs to end before `stop` says so
+GRACE = 2.0  # seconds the session's other processes have to end on TERM at a stop
 SMTP_FSIZE_ENV = "QMAILSIM_SMTP_FSIZE"
 
 
@@ -90,12 +91,27 @@ class Paths:
 
 
 def running_pid(paths: Paths) -> int | None:
-    """The supervisor's pid if it is alive, else None (a stale pid file is ignored)."""
+    """The supervisor's pid if it is alive, else None. A stale pid file is ignored: one of
+    an earlier boot, or whose pid now names another process (it started at another time)."""
     try:
-        pid = int(paths.pidfile.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        pid, _, *rest = paths.pidfile.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None
+    if rest[:1] and rest[0] != boot_id():
+        return None
+    if rest[1:2] and rest[1] != str(_started(pid)):
         return None
     return pid if _alive(pid) else None
+
+
+def _started(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (Linux), None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rfind(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -233,7 +249,8 @@ def _supervise(
     os.dup2(errors, 1)
     os.close(devnull)
     os.close(errors)
-    paths.pidfile.write_text(f"{os.getpid()} {os.getsid(0)} {boot_id()}\n")
+    me = os.getpid()
+    paths.pidfile.write_text(f"{me} {os.getsid(0)} {boot_id()} {_started(me)}\n")
     trace_r, trace_w = os.pipe()
     supervisor = os.getpid()
     collector = os.fork()
@@ -394,11 +411,30 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    _end_the_rest(collector)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(collector, 0)
+        os.waitpid(collector, 0)  # it ends when every writer of the trace has
     with contextlib.suppress(OSError):
         paths.pidfile.unlink()
     return 0
+
+
+def _end_the_rest(collector: int) -> None:
+    """Once the long-running programs have ended: what they left in the session (a
+    qmail-smtpd with a client, a POP3 session, a delivery, the monolith's queue runner) gets
+    TERM, then KILL after `GRACE` seconds. Each holds the trace open, so the collector, and
+    this stop, would otherwise wait for the slowest client. Nothing acknowledged is lost:
+    a message is acknowledged only once it is in the queue."""
+    rest = [p for p in session_pids(os.getsid(0)) if p not in (os.getpid(), collector)]
+    for pid in rest:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE
+    while (left := [p for p in rest if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stop(home: Path, notice: Callable[[str], None] | None = None) -> bool:
@@ -423,7 +459,7 @@ def stop(home: Path, notice: Callable[[str], None] | None = None) -> bool:
         if not _alive(pid):
             break
         if notice is not None and time.monotonic() - began > STOP_NOTICE:
-            notice(f"waiting for the deliveries in progress (at most {STOP_TIMEOUT:.0f} s)")
+            notice(f"waiting for the deliveries in progress (at most {deadline - began:.0f} s)")
             notice = None
         time.sleep(0.05)
     else:
@@ -439,7 +475,7 @@ def wait_stopped(home: Path, poll: float = 0.2) -> None:
     paths = Paths(home.resolve())
 
     def on_signal(signum: int, frame: object) -> None:
-        stop(home)
+        stop(home, notice=lambda text: print(f"qmailsim: {text}", flush=True))
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
@@ -460,7 +496,7 @@ def leftovers(paths: Paths) -> list[int]:
         pid, sid = int(pid), int(sid)
     except (OSError, ValueError):
         return []
-    if _alive(pid) or _alive(sid) or boot[:1] != [boot_id()] or sid == os.getsid(0):
+    if running_pid(paths) or _alive(sid) or boot[:1] != [boot_id()] or sid == os.getsid(0):
         return []
     home = str(paths.home)
     return [p for p in session_pids(sid) if p != os.getpid() and _works_in(p, home)]

@@ -299,7 +299,7 @@ def test_a_stop_that_takes_a_while_says_what_it_waits_for(tmp_path: Path, monkey
     heard: list[str] = []
     monkeypatch.setattr(daemon, "STOP_NOTICE", -1.0)  # "a while" is now: the supervisor
     assert daemon.stop(home, notice=heard.append)  # takes milliseconds to stop its programs
-    assert heard == ["waiting for the deliveries in progress (at most 15 s)"]
+    assert heard == ["waiting for the deliveries in progress (at most 20 s)"]
     assert not daemon.stop(home, notice=heard.append) and len(heard) == 1
 
 
@@ -338,3 +338,48 @@ def _dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait(timeout=WAIT)
     return child.pid
+
+
+def test_a_stale_pid_file_naming_another_process_is_not_the_mta(tmp_path: Path) -> None:
+    from sim.mta import daemon
+
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    (home / "run").mkdir(exist_ok=True)
+    with subprocess.Popen(["sleep", "60"], start_new_session=True) as other:
+        try:
+            for stale in (f"{other.pid} {other.pid} another-boot 1",  # an earlier boot's
+                          f"{other.pid} {other.pid} {daemon.boot_id()} 1"):  # fmt: skip
+                (home / "run" / "mta.pid").write_text(stale + "\n")  # its pid, reused since
+                assert "not running" in qmailsim("mta", "status", str(home)).stdout
+                assert qmailsim("mta", "stop", str(home)).returncode == 1
+                assert other.poll() is None  # never signalled
+            start = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0")
+            assert start.returncode == 0, start.stderr
+            assert qmailsim("mta", "stop", str(home)).returncode == 0
+            assert other.poll() is None
+        finally:
+            other.kill()
+            qmailsim("mta", "stop", str(home))
+
+
+@pytest.mark.parametrize("monolith", [False, True])
+def test_a_stop_ends_idle_sessions_instead_of_waiting_on_them(tmp_path: Path, monolith) -> None:
+    home = tmp_path / "q"
+    assert qmailsim("mta", "init", str(home), "--me", "example.test").returncode == 0
+    extra = ["--monolith"] if monolith else []
+    start = qmailsim("mta", "start", str(home), "--smtp", "127.0.0.1:0", *extra)
+    assert start.returncode == 0, start.stderr
+    port = int(re.search(r"SMTP on 127\.0\.0\.1:(\d+)", start.stdout).group(1))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as idle:
+            idle.recv(100)
+            idle.sendall(b"HELO x\r\n")
+            assert idle.recv(100).startswith(b"250 ")
+            assert qmailsim("mta", "stop", str(home)).returncode == 0
+            # the supervisor ended on its own (it removes its pid file): not killed by `stop`
+            # after waiting for this session, or for the monolith's queue runner
+            assert not (home / "run" / "mta.pid").exists()
+            assert idle.recv(100) == b""  # the session was ended
+    finally:
+        qmailsim("mta", "stop", str(home))
