@@ -20,6 +20,7 @@ from pathlib import Path
 from sim.mta import daemon
 from sim.mta.home import init_home
 from sim.narrate import story
+from sim.qmail.errors import BadInput
 
 DELIVERY_WAIT = 15.0
 MESSAGE = (
@@ -83,7 +84,11 @@ def model_demo(directory: Path, tui: bool, kept: bool = False) -> int:
     from sim.run import run
     from sim.run_cli import format_summary
 
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a path through a file, no permission
+        reason = "it exists and is not a directory" if directory.exists() else exc.strerror
+        raise BadInput(f"cannot keep the demo in {directory}: {reason}") from None
     trace = directory / "default-trace.jsonl"
     print("qmailsim demo: the embedded default scenario, in the model (virtual time)")
     result = run(None, trace=str(trace), keep_trace=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,16 @@ def test_live_demo_delivers_one_message_and_tells_its_story(tmp_path: Path, caps
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def test_keeping_the_demo_in_a_file_is_one_line_of_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "demo", "--keep", str(tmp_path / "file"), "--no-tui"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 100 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"qmailsim: fatal: cannot keep the demo in {tmp_path / 'file'}: "
+        "it exists and is not a directory\n"
+    )

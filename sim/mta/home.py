@@ -89,8 +89,13 @@ def _maildir(home: str) -> list[Entry]:
 
 
 def user_names(users: Sequence[str]) -> list[str]:
-    """The --user names as qmail's files hold them: checked, lowercased, each once."""
-    return list(dict.fromkeys(check_name("user name", u.lower()) for u in users))
+    """The --user names as qmail's files hold them: checked, lowercased, each once; none of
+    qmail's own accounts (alias, qmaild, ...), which etc/passwd already holds."""
+    names = list(dict.fromkeys(check_name("user name", u.lower()) for u in users))
+    for name in names:
+        if name in QMAIL_UIDS:
+            raise HomeError(f"bad user name {name!r}: it is one of qmail's own accounts")
+    return names
 
 
 def new_assign(

@@ -149,3 +149,10 @@ def test_rcpthosts_may_name_the_domains_under_one(tmp_path) -> None:
     home = tmp_path / "q"
     list(init_home(home, "example.test", None, ["example.test", ".example.test"], ["alice"]))
     assert (home / "control" / "rcpthosts").read_text() == "example.test\n.example.test\n"
+
+
+@pytest.mark.parametrize("name", ["alias", "qmaild", "Qmails", "root"])
+def test_a_user_may_not_take_one_of_qmails_own_accounts(tmp_path, name: str) -> None:
+    with pytest.raises(HomeError, match="one of qmail's own accounts"):
+        list(init_home(tmp_path / "q", "example.test", users=["alice", name]))
+    assert not (tmp_path / "q" / "users" / "assign").exists()  # refused before any writing
