@@ -58,9 +58,14 @@ def is_qmail_home(path: Path) -> bool:
 
 
 def check_name(kind: str, value: str) -> str:
-    """Refuse names that would break a control file or a path: qmail's files are line-based."""
-    if not value or any(c in value for c in "\n\r\0:/ ") or value.startswith("."):
+    """Refuse names that would break a control file or a path: qmail's files are line-based;
+    a domain has no empty label."""
+    if not value or any(c in value for c in "\n\r\0:/ "):
         raise HomeError(f"bad {kind} {value!r}: no spaces, colons, slashes or newlines")
+    if value.startswith("."):
+        raise HomeError(f"bad {kind} {value!r}: it starts with a dot")
+    if kind == "domain" and "" in value.removesuffix(".").split("."):
+        raise HomeError(f"bad {kind} {value!r}: it has an empty label")
     return value
 
 
@@ -215,7 +220,7 @@ def _check_target(path: Path, me: str) -> bool:
     if not is_qmail_home(path):
         raise HomeError(f"{path} is not empty and not a qmail home; refusing to touch it")
     old = _control_me(path)
-    if old != me:
+    if old.lower() != me.lower():  # domain names are not case-sensitive
         raise HomeError(
             f"{path} is the qmail home of {old}, not {me}: refusing to change control/me "
             f"(to add users, run init again with --me {old})"

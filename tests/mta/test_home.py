@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -156,3 +157,20 @@ def test_a_user_may_not_take_one_of_qmails_own_accounts(tmp_path, name: str) -> 
     with pytest.raises(HomeError, match="one of qmail's own accounts"):
         list(init_home(tmp_path / "q", "example.test", users=["alice", name]))
     assert not (tmp_path / "q" / "users" / "assign").exists()  # refused before any writing
+
+
+@pytest.mark.parametrize(
+    ("me", "why"),
+    [(".example.test", "it starts with a dot"), ("a..b", "it has an empty label"),
+     ("a b", "no spaces, colons, slashes or newlines")],
+)  # fmt: skip
+def test_a_bad_me_says_what_is_wrong_with_it(tmp_path, me: str, why: str) -> None:
+    with pytest.raises(HomeError, match=f"bad domain {re.escape(repr(me))}: {why}"):
+        list(init_home(tmp_path / "q", me))
+
+
+def test_me_is_compared_without_case_on_an_existing_home(tmp_path) -> None:
+    list(init_home(tmp_path / "q", "mail.example.test", users=["alice"]))
+    list(init_home(tmp_path / "q", "MAIL.example.test", users=["bob"]))
+    assert "=bob:" in (tmp_path / "q" / "users" / "assign").read_text()
+    assert (tmp_path / "q" / "control" / "me").read_text() == "mail.example.test\n"
