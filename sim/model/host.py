@@ -31,7 +31,7 @@ from sim.kernel.simnet import Network
 from sim.model.ledger import LogBook
 from sim.model.proctable import ProcessRows
 from sim.mta.home import Entry, layout, user_uid
-from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
+from sim.qmail.control import incoming_limit
 from sim.qmail.errors import BadInput
 from sim.scenario import Host
 
@@ -98,14 +98,11 @@ def _write_durable(fs: MemFS, path: str, data: bytes, mode: int = 0o644) -> None
     fs.fsync(fs.parent(path)[0])
 
 
-def boot_commands(fs: MemFS, host: Host, ip: str, root: str = ROOT) -> list[tuple[str, list[str]]]:
+def boot_commands(host: Host, ip: str, root: str = ROOT) -> list[tuple[str, list[str]]]:
     """(program, argv) of the boot script, as `sim.mta.daemon._argv_for` starts the live MTA."""
     if host.mta == "monolith":
         return [("mta-monolith", ["-1", ip, str(SMTP_PORT)])]
-    limit = TCPSERVER_MAX_CONNECTIONS
-    text = host.control.get("concurrencyincoming", "").split("\n", 1)[0].strip()
-    if text.isascii() and text.isdigit() and int(text) > 0:
-        limit = int(text)
+    limit = incoming_limit(host.control.get("concurrencyincoming"))
     argv = ["-1", "-c", str(limit), "-X", "-x", posixpath.join(root, RULES)]
     argv += ["-u", "qmaild", "-l", host.name, ip, str(SMTP_PORT), "qmail-smtpd"]
     return [("tcpserver", argv), ("qmail-start", ["./Maildir/", "splogger", "qmail"])]
@@ -171,7 +168,7 @@ class SimHost:
         self.kernels.append(kernel)
         self.up = True
         env_vars = {"PATH": PATH, "QMAILHOME": ROOT}
-        for prog, argv in boot_commands(self.fs, self.spec, self.ip):
+        for prog, argv in boot_commands(self.spec, self.ip):
             kernel.spawn(prog, argv, env_vars, "root", ROOT)
 
     def _observe(self, event: dict) -> None:

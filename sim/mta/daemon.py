@@ -29,7 +29,7 @@ from pathlib import Path
 from sim.kernel.real import RealKernel
 from sim.mta.collector import collect
 from sim.programs.registry import resolve
-from sim.qmail.constants import TCPSERVER_MAX_CONNECTIONS
+from sim.qmail.control import incoming_limit
 from sim.qmail.errors import BadInput
 
 START_TIMEOUT = 15.0
@@ -364,19 +364,12 @@ def _smtp_side(
 
 
 def concurrency_incoming(home: Path) -> int:
-    """tcpserver's -c: control/concurrencyincoming as Life with qmail's run script reads it.
-
-    Not a qmail 1.03 control file; the boot script reads it. Absent or not a number: 40,
-    tcpserver's own default.
-    """
+    """tcpserver's -c, from the home's control/concurrencyincoming (see `incoming_limit`)."""
     try:
         text = (home / "control" / "concurrencyincoming").read_text(encoding="latin-1")
     except OSError:
-        return TCPSERVER_MAX_CONNECTIONS
-    digits = text.split("\n", 1)[0].strip()
-    if not (digits.isascii() and digits.isdigit() and int(digits) > 0):
-        return TCPSERVER_MAX_CONNECTIONS
-    return int(digits)
+        text = None
+    return incoming_limit(text)
 
 
 def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from sim.qmail.constants import SPAWN
+from sim.qmail.constants import SPAWN, TCPSERVER_MAX_CONNECTIONS
 from sim.qmail.errors import ControlFileError
 from sim.qmail.text import b2s, case_lower
 
@@ -131,6 +131,15 @@ def _lines(text: str) -> list[str]:
 def first_line(text: str) -> str:
     """control_readline: the first line, trailing spaces, tabs and newline stripped."""
     return text.split("\n", 1)[0].rstrip(" \t")
+
+
+def incoming_limit(text: str | None) -> int:
+    """tcpserver's -c from control/concurrencyincoming, as Life with qmail's run script reads
+    it (not a qmail 1.03 control file): absent, or not a number >= 1, is tcpserver's 40."""
+    digits = (text or "").split("\n", 1)[0].strip()
+    if digits.isascii() and digits.isdigit() and int(digits) > 0:
+        return int(digits)
+    return TCPSERVER_MAX_CONNECTIONS
 
 
 def list_lines(text: str) -> list[tuple[int, str]]:

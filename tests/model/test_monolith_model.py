@@ -13,7 +13,6 @@ from collections import Counter
 import pytest
 
 import sim
-from sim.kernel.memfs import MemFS
 from sim.model.host import boot_commands
 from sim.model.ledger import monolith_ledger
 from sim.run import Result
@@ -60,8 +59,8 @@ def per_message(result: Result) -> Counter[str]:
 
 def test_a_monolith_host_boots_mta_monolith_as_the_live_mta_does() -> None:
     host = scenario("monolith").hosts[0]
-    assert boot_commands(MemFS(), host, "10.0.0.1") == [("mta-monolith", ["-1", "10.0.0.1", "25"])]
-    qmail = [prog for prog, _ in boot_commands(MemFS(), scenario("qmail").hosts[0], "10.0.0.1")]
+    assert boot_commands(host, "10.0.0.1") == [("mta-monolith", ["-1", "10.0.0.1", "25"])]
+    qmail = [prog for prog, _ in boot_commands(scenario("qmail").hosts[0], "10.0.0.1")]
     assert qmail == ["tcpserver", "qmail-start"]
 
 

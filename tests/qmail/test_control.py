@@ -13,6 +13,7 @@ from sim.qmail.control import (
     CONTROL_FILES,
     Control,
     SmtpRoute,
+    incoming_limit,
     load_control,
 )
 from sim.qmail.errors import BadInput, ControlFileError
@@ -300,3 +301,11 @@ def test_load_control_never_raises_anything_but_bad_input(texts: dict[str, str |
 def test_case_folding_is_ascii_only_as_in_constmap() -> None:
     table = load_control({"virtualdomains": "\xc0.EXAMPLE:x\n"}).virtualdomains
     assert dict(table) == {"\xc0.example": "x"}
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [(None, 40), ("", 40), ("12\n", 12), (" 7 \nx", 7), ("0\n", 40), ("ten\n", 40), ("-3", 40)],
+)
+def test_incoming_limit_is_the_run_scripts_reading(text: str | None, limit: int) -> None:
+    assert incoming_limit(text) == limit
