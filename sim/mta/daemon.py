@@ -22,7 +22,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -391,9 +391,7 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
         pass
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    _signal_all(children, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while children and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
@@ -401,9 +399,7 @@ def _wait_for_term(children: dict[int, str], collector: int, paths: Paths) -> in
             if pid == 0:
                 time.sleep(0.05)
             children.pop(pid, None)
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    _signal_all(children, signal.SIGKILL)
     _end_the_rest(collector)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(collector, 0)  # it ends when every writer of the trace has
@@ -419,15 +415,11 @@ def _end_the_rest(collector: int) -> None:
     this stop, would otherwise wait for the slowest client. Nothing acknowledged is lost:
     a message is acknowledged only once it is in the queue."""
     rest = [p for p in session_pids(os.getsid(0)) if p not in (os.getpid(), collector)]
-    for pid in rest:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    _signal_all(rest, signal.SIGTERM)
     deadline = time.monotonic() + GRACE
     while (left := [p for p in rest if _alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    _signal_all(left, signal.SIGKILL)
 
 
 def stop(home: Path, notice: Callable[[str], None] | None = None) -> bool:
@@ -438,9 +430,7 @@ def stop(home: Path, notice: Callable[[str], None] | None = None) -> bool:
     pid = running_pid(paths)
     if pid is None:
         left = leftovers(paths)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _signal_all(left, signal.SIGKILL)
         with contextlib.suppress(OSError):
             paths.pidfile.unlink()
         return bool(left)
@@ -543,6 +533,11 @@ def session_pids(sid: int) -> list[int]:
 
 def _kill_session(sid: int) -> None:
     """Leftovers after the supervisor (an smtpd still in a session, a delivery): end them."""
-    for pid in session_pids(sid):
+    _signal_all(session_pids(sid), signal.SIGKILL)
+
+
+def _signal_all(pids: Iterable[int], signum: int) -> None:
+    """Send `signum` to each process that is still there."""
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signum)
