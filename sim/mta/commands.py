@@ -70,16 +70,21 @@ def do_start(args: argparse.Namespace) -> int:
         print(f"qmailsim: POP3 on {pop3}; passwords in {home}/etc/pop3passwd")
     if args.foreground:
         print("qmailsim: in the foreground: Ctrl-C (or closing the terminal) stops it", flush=True)
-        daemon.wait_stopped(home)
+        daemon.wait_stopped(home, _say)
         print("qmailsim: stopped")
     return 0
+
+
+def _say(text: str) -> None:
+    """A line of news from a command that is still working."""
+    print(f"qmailsim: {text}", flush=True)
 
 
 def do_stop(args: argparse.Namespace) -> int:
     home = _home(args.home)
     paths = daemon.Paths(home)
     orphaned = daemon.running_pid(paths) is None and bool(daemon.leftovers(paths))
-    if not daemon.stop(home, notice=lambda text: print(f"qmailsim: {text}", flush=True)):
+    if not daemon.stop(home, notice=_say):
         print(f"qmailsim: not running in {home}")
         return 1
     print("qmailsim: ended what was left of it (its supervisor had died)" if orphaned

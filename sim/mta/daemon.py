@@ -452,13 +452,15 @@ def stop(home: Path, notice: Callable[[str], None] | None = None) -> bool:
     return True
 
 
-def wait_stopped(home: Path, poll: float = 0.2) -> None:
+def wait_stopped(
+    home: Path, notice: Callable[[str], None] | None = None, poll: float = 0.2
+) -> None:
     """Stay in the foreground while the MTA runs: INT, TERM or HUP (the terminal went away)
-    stop it; returns once it has stopped."""
+    stop it (`notice` as for `stop`); returns once it has stopped."""
     paths = Paths(home.resolve())
 
     def on_signal(signum: int, frame: object) -> None:
-        stop(home, notice=lambda text: print(f"qmailsim: {text}", flush=True))
+        stop(home, notice)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
